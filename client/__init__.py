@@ -1,0 +1,44 @@
+"""threadctl.client: talk to a threadctl control server from another process.
+
+from threadctl.client import Client
+with Client.for_pid(1234) as client:
+    for thread in client.list_threads().threads:
+        print(thread.native_id, thread.name, thread.cpu_seconds)
+    result = client.stop_thread(native_id=1240, wait=5, reason="runaway")
+    print(result.outcome)  # "exited", "still_running" or "requested"
+"""
+
+from threadctl.client._client import DEFAULT_TIMEOUT, Client
+from threadctl.client._discovery import RunningServer, resolve_address, running_servers
+from threadctl.client._errors import (
+    ClientError,
+    InvalidArgument,
+    NotAllowed,
+    Refused,
+    ServerError,
+    TargetNotFound,
+    TargetUnavailable,
+    ThreadNotFound,
+)
+from threadctl.client._models import Frame, ProcessInfo, StopResult, ThreadInfo, ThreadList
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Client",
+    "ClientError",
+    "Frame",
+    "InvalidArgument",
+    "NotAllowed",
+    "ProcessInfo",
+    "Refused",
+    "RunningServer",
+    "ServerError",
+    "StopResult",
+    "TargetNotFound",
+    "TargetUnavailable",
+    "ThreadInfo",
+    "ThreadList",
+    "ThreadNotFound",
+    "resolve_address",
+    "running_servers",
+]

@@ -1,0 +1,139 @@
+"""A small typed client for the ThreadControl service.
+
+Every call has a deadline, and every grpc.RpcError becomes a ClientError
+subclass with a sentence a person can act on, so callers (the CLI, ops
+tooling) never handle raw gRPC errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from threadctl.client import _discovery
+from threadctl.client._errors import (
+    ClientError,
+    InvalidArgument,
+    NotAllowed,
+    Refused,
+    ServerError,
+    TargetUnavailable,
+    ThreadNotFound,
+)
+from threadctl.client._models import ProcessInfo, StopResult, ThreadInfo, ThreadList
+from threadctl.v1 import threadctl_pb2 as pb
+from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
+
+DEFAULT_TIMEOUT = 10.0
+
+_ERROR_OF_STATUS: dict[grpc.StatusCode, type[ClientError] | type[Exception]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.NOT_FOUND: ThreadNotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: Refused,
+    grpc.StatusCode.UNIMPLEMENTED: Refused,
+    grpc.StatusCode.UNAUTHENTICATED: NotAllowed,
+    grpc.StatusCode.PERMISSION_DENIED: NotAllowed,
+    grpc.StatusCode.UNAVAILABLE: TargetUnavailable,
+    grpc.StatusCode.DEADLINE_EXCEEDED: TargetUnavailable,
+}
+
+
+class Client:
+    """Talks to one threadctl control server.
+
+    Build it from a gRPC address (`unix:/path`, `host:port`) or with
+    `Client.for_pid(pid)`; close it, or use it as a context manager.
+    """
+
+    def __init__(self, address: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = pb_grpc.ThreadControlStub(self._channel)
+
+    @classmethod
+    def for_pid(cls, pid: int, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
+        """A client for the server inside process `pid` (default socket)."""
+        return cls(_discovery.address_for_pid(pid), timeout=timeout)
+
+    def list_threads(self, *, include_stacks: bool = False) -> ThreadList:
+        """All live threads of the target process."""
+        response = self._call(
+            self._stub.ListThreads, pb.ListThreadsRequest(include_stacks=include_stacks)
+        )
+        return ThreadList(
+            process=ProcessInfo.from_proto(response.process),
+            threads=[ThreadInfo.from_proto(r, include_stacks) for r in response.threads],
+        )
+
+    def get_thread(self, *, ident: int | None = None, native_id: int | None = None) -> ThreadInfo:
+        """One thread, with its stack."""
+        request = pb.GetThreadRequest(thread=_selector(ident, native_id))
+        return ThreadInfo.from_proto(self._call(self._stub.GetThread, request).thread, True)
+
+    def stop_thread(
+        self,
+        *,
+        ident: int | None = None,
+        native_id: int | None = None,
+        expected_identity: str = "",
+        reason: str = "",
+        wait: float = 0.0,
+        allow_main_thread: bool = False,
+    ) -> StopResult:
+        """Request a cooperative stop; with `wait`, wait up to that many seconds
+        for the thread to exit (outcome "exited" or "still_running")."""
+        request = pb.StopThreadRequest(
+            thread=_selector(ident, native_id),
+            expected_identity=expected_identity,
+            mode=pb.STOP_MODE_COOPERATIVE,
+            reason=reason,
+            wait_seconds=wait,
+            allow_main_thread=allow_main_thread,
+        )
+        # The deadline covers the wait plus the normal call time.
+        timeout = self.timeout + (wait if wait > 0 else 0)
+        return StopResult.from_proto(self._call(self._stub.StopThread, request, timeout))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _call(
+        self, method: Callable[..., Any], request: Message, timeout: float | None = None
+    ) -> Any:
+        try:
+            return method(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as error:
+            raise _translate(error, self.address) from None
+
+
+def _selector(ident: int | None, native_id: int | None) -> pb.ThreadSelector:
+    if (ident is None) == (native_id is None):
+        raise InvalidArgument("give exactly one of ident and native_id")
+    if ident is not None:
+        return pb.ThreadSelector(ident=ident)
+    return pb.ThreadSelector(native_id=native_id)
+
+
+def _translate(error: grpc.RpcError, address: str) -> Exception:
+    code = error.code()  # type: ignore[attr-defined]
+    details = error.details() or code.name  # type: ignore[attr-defined]
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return TargetUnavailable(f"cannot reach the threadctl server at {address}: {details}")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return TargetUnavailable(f"the threadctl server at {address} did not answer in time")
+    return _ERROR_OF_STATUS.get(code, ServerError)(details)

@@ -1,0 +1,127 @@
+"""Typed results of the client: plain dataclasses built from protobuf messages.
+
+One source for both the table and the JSON renderings; `to_json()` gives the
+stable machine-readable shape that `threadctl --json` prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from threadctl.v1 import threadctl_pb2 as pb
+
+_STOP_STATES = {
+    pb.STOP_STATE_UNSPECIFIED: "unknown",
+    pb.STOP_STATE_NONE: "none",
+    pb.STOP_STATE_REQUESTED: "requested",
+}
+_OUTCOMES = {
+    pb.STOP_OUTCOME_UNSPECIFIED: "unknown",
+    pb.STOP_OUTCOME_REQUESTED: "requested",
+    pb.STOP_OUTCOME_EXITED: "exited",
+    pb.STOP_OUTCOME_STILL_RUNNING: "still_running",
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    filename: str
+    line: int  # 0 when unknown
+    function: str
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """One thread of the target process, as the server reported it."""
+
+    ident: int
+    native_id: int
+    identity: str
+    name: str
+    daemon: bool
+    main: bool
+    protected: bool
+    cooperative: bool
+    stop_state: str  # "none" | "requested"
+    stop_reason: str
+    stop_requested_at: float
+    cpu_seconds: float | None
+    stack: list[Frame] | None  # None when not asked for
+    stack_truncated: bool
+
+    @classmethod
+    def from_proto(cls, record: pb.ThreadRecord, with_stack: bool) -> ThreadInfo:
+        return cls(
+            ident=record.ident,
+            native_id=record.native_id,
+            identity=record.identity,
+            name=record.name,
+            daemon=record.daemon,
+            main=record.main,
+            protected=record.protected,
+            cooperative=record.cooperative,
+            stop_state=_STOP_STATES.get(record.stop_state, "unknown"),
+            stop_reason=record.stop_reason,
+            stop_requested_at=record.stop_requested_at,
+            cpu_seconds=record.cpu_seconds if record.HasField("cpu_seconds") else None,
+            stack=[Frame(f.filename, f.line, f.function) for f in record.stack]
+            if with_stack
+            else None,
+            stack_truncated=record.stack_truncated,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        if self.stack is None:
+            del data["stack"], data["stack_truncated"]
+        return data
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    argv: list[str]
+    python_version: str
+    threadctl_version: str
+
+    @classmethod
+    def from_proto(cls, process: pb.ProcessInfo) -> ProcessInfo:
+        return cls(
+            process.pid, list(process.argv), process.python_version, process.threadctl_version
+        )
+
+
+@dataclass(frozen=True)
+class ThreadList:
+    process: ProcessInfo
+    threads: list[ThreadInfo]
+
+    def to_json(self) -> dict[str, object]:
+        return {"process": asdict(self.process), "threads": [t.to_json() for t in self.threads]}
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """What a stop achieved: outcome "requested", "exited" or "still_running"."""
+
+    outcome: str
+    thread: ThreadInfo
+    already_requested: bool
+    waited_seconds: float
+
+    @classmethod
+    def from_proto(cls, response: pb.StopThreadResponse) -> StopResult:
+        return cls(
+            outcome=_OUTCOMES.get(response.outcome, "unknown"),
+            thread=ThreadInfo.from_proto(response.thread, with_stack=False),
+            already_requested=response.already_requested,
+            waited_seconds=response.waited_seconds,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "outcome": self.outcome,
+            "already_requested": self.already_requested,
+            "waited_seconds": self.waited_seconds,
+            "thread": self.thread.to_json(),
+        }

@@ -1,0 +1,223 @@
+"""The `threadctl` command: list the threads of a process and stop one.
+
+Exit codes (stable, for scripts):
+    0  success (for `stop` without --wait: the stop was requested)
+    1  unexpected server error
+    2  usage error (bad arguments, or a request the server called malformed)
+    3  target not found or unreachable
+    4  no such thread
+    5  refused (protected thread, the id now names another thread, unsupported)
+    6  still running when --wait ran out (the stop request stands)
+    7  not allowed (not authenticated, or no permission to stop)
+"""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from threadctl.client import _render
+from threadctl.client._client import DEFAULT_TIMEOUT, Client
+from threadctl.client._discovery import resolve_address
+from threadctl.client._errors import (
+    InvalidArgument,
+    NotAllowed,
+    Refused,
+    TargetNotFound,
+    TargetUnavailable,
+    ThreadNotFound,
+)
+from threadctl.client._models import ThreadInfo
+from threadctl.errors import ThreadctlError
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    SERVER_ERROR = 1
+    USAGE = 2
+    UNREACHABLE = 3
+    NO_SUCH_THREAD = 4
+    REFUSED = 5
+    STILL_RUNNING = 6
+    NOT_ALLOWED = 7
+
+
+_EXIT_OF_ERROR: list[tuple[type[Exception], Exit]] = [
+    (InvalidArgument, Exit.USAGE),
+    (TargetNotFound, Exit.UNREACHABLE),
+    (TargetUnavailable, Exit.UNREACHABLE),
+    (ThreadNotFound, Exit.NO_SUCH_THREAD),
+    (Refused, Exit.REFUSED),
+    (NotAllowed, Exit.NOT_ALLOWED),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    args = _parser().parse_args(argv)
+    try:
+        with Client(resolve_address(args.pid, args.target), timeout=args.timeout) as client:
+            return int(args.command(client, args))
+    except ThreadctlError as error:
+        print(f"threadctl: {error}", file=sys.stderr)
+        return int(next((code for cls, code in _EXIT_OF_ERROR if isinstance(error, cls)), 1))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`threadctl list | head`): no traceback. Point
+        # stdout at /dev/null so the interpreter's final flush stays quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return int(Exit.SERVER_ERROR)
+
+
+def cmd_list(client: Client, args: argparse.Namespace) -> Exit:
+    """List the threads of the target process."""
+    listing = client.list_threads(include_stacks=args.stacks)
+    if args.json:
+        _print_json(listing.to_json())
+    elif args.stacks:
+        print("\n\n".join(_render.thread_details(t) for t in listing.threads))
+    else:
+        print(_render.thread_table(listing))
+    return Exit.OK
+
+
+def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
+    """Show one thread with its Python stack."""
+    seen = _resolve(client, args.tid)
+    thread = client.get_thread(ident=seen.ident)
+    if thread.identity != seen.identity:
+        raise ThreadNotFound(f"thread {args.tid} exited while being looked up")
+    if args.json:
+        _print_json(thread.to_json())
+    else:
+        print(_render.thread_details(thread))
+    return Exit.OK
+
+
+def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
+    """Ask one thread to stop (cooperatively), optionally waiting for it to exit."""
+    seen = _resolve(client, args.tid)
+    result = client.stop_thread(
+        ident=seen.ident,
+        expected_identity=seen.identity,
+        reason=args.reason,
+        wait=args.wait,
+        allow_main_thread=args.allow_main,
+    )
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(_render.stop_summary(result))
+    return Exit.STILL_RUNNING if result.outcome == "still_running" else Exit.OK
+
+
+def _resolve(client: Client, tid: int) -> ThreadInfo:
+    """The thread a user means by TID: a kernel TID (as `top -H` shows) or an ident."""
+    threads = client.list_threads().threads
+    for match in (lambda t: t.native_id == tid, lambda t: t.ident == tid):
+        found = [t for t in threads if match(t)]
+        if found:
+            return found[0]
+    raise ThreadNotFound(f"no thread with TID or ident {tid} in the target process")
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True)
+    sys.stdout.write("\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, not {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    # Target options work before or after the command (`threadctl --pid 1 list`
+    # and `threadctl list --pid 1`): the sub-parsers' copies default to
+    # SUPPRESS so they only override what was given.
+    def target_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+        def default(value: object) -> object:
+            return value if defaults else argparse.SUPPRESS
+
+        group = parser.add_argument_group("target (default: $THREADCTL_TARGET, else the only one)")
+        choice = group.add_mutually_exclusive_group()
+        choice.add_argument(
+            "--pid",
+            type=_positive_int,
+            default=default(None),
+            help="process to talk to (finds its control socket)",
+        )
+        choice.add_argument(
+            "--target",
+            metavar="ADDRESS",
+            default=default(None),
+            help="socket path or gRPC target (unix:PATH, HOST:PORT)",
+        )
+        group.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=default(DEFAULT_TIMEOUT),
+            help=f"seconds per call (default {DEFAULT_TIMEOUT:g})",
+        )
+
+    parser = argparse.ArgumentParser(
+        prog="threadctl",
+        description="List the threads of a running Python process and stop one of them.",
+        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target_options(parser, defaults=True)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, func: Callable[[Client, argparse.Namespace], Exit]
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=func.__doc__, description=func.__doc__)
+        sub.set_defaults(command=func)
+        target_options(sub, defaults=False)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        return sub
+
+    listing = command("list", cmd_list)
+    listing.add_argument("--stacks", action="store_true", help="include Python stacks")
+
+    show = command("show", cmd_show)
+    show.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
+
+    stop = command("stop", cmd_stop)
+    stop.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
+    stop.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the thread to exit (exit code 6 if it did not)",
+    )
+    stop.add_argument("--reason", default="", help="why (recorded in the audit log)")
+    stop.add_argument("--allow-main", action="store_true", help="allow stopping the main thread")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

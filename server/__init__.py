@@ -1,0 +1,49 @@
+"""threadctl: list the threads of a running Python process and stop one of them.
+
+Host side (this package): `install()` starts the control server; thread code
+uses `stop_requested()`, `sleep()` and `check_stop()` so that a cooperative
+stop is noticed. Client side: `threadctl.client` and the `threadctl` CLI.
+"""
+
+from threadctl._control import StopOutcome, StopResult, get_thread, stop
+from threadctl._flag import check_stop, sleep, stop_requested
+from threadctl._install import ControlServer, install
+from threadctl._snapshot import ThreadSnapshot, snapshot_all
+from threadctl._version import __version__
+from threadctl.errors import (
+    AlreadyInstalled,
+    IdentityMismatch,
+    InvalidArgument,
+    ProtectedThread,
+    SocketInUse,
+    ThreadctlError,
+    ThreadNotFound,
+    ThreadStopped,
+    UnsafeRuntimeDirectory,
+)
+
+list_threads = snapshot_all
+
+__all__ = [
+    "AlreadyInstalled",
+    "ControlServer",
+    "IdentityMismatch",
+    "InvalidArgument",
+    "ProtectedThread",
+    "SocketInUse",
+    "StopOutcome",
+    "StopResult",
+    "ThreadNotFound",
+    "ThreadSnapshot",
+    "ThreadStopped",
+    "ThreadctlError",
+    "UnsafeRuntimeDirectory",
+    "__version__",
+    "check_stop",
+    "get_thread",
+    "install",
+    "list_threads",
+    "sleep",
+    "stop",
+    "stop_requested",
+]

@@ -1,0 +1,47 @@
+"""`python -m threadctl [options] script.py [args...]` or `... -m module [args...]`.
+
+Runs an unmodified program with the control server installed, so it can be
+listed and stopped with the `threadctl` CLI without touching its code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+
+from threadctl._install import install
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m threadctl",
+        description="Run a Python program with the threadctl control server installed.",
+    )
+    parser.add_argument("--socket", metavar="PATH", help="listen here instead of the default")
+    parser.add_argument(
+        "--print-address", action="store_true", help="print the server address to stderr"
+    )
+    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
+    parser.add_argument("program", nargs=argparse.REMAINDER, help="script.py [args...]")
+    args = parser.parse_args(argv)
+    if args.module is None and not args.program:
+        parser.error("give a script to run, or -m MODULE")
+
+    # sys.argv first: the server reports it as the program's command line.
+    sys.argv = [args.module, *args.program] if args.module else list(args.program)
+    server = install(socket_path=args.socket)
+    if args.print_address:
+        print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
+    if args.module is not None:
+        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    else:
+        # As `python script.py` does: the script's directory replaces the
+        # current directory at the head of sys.path.
+        sys.path[0] = os.path.dirname(os.path.abspath(args.program[0]))
+        runpy.run_path(args.program[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

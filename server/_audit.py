@@ -1,0 +1,57 @@
+"""The audit trail: one structured record per control action.
+
+Records go to the `threadctl.audit` logger at INFO; the host decides where
+they end up. threadctl never configures logging itself (no handlers on the
+root logger, no basicConfig). Each record carries a `threadctl_audit` dict in
+its `extra` for structured handlers, and a key=value message for plain ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadctl._control import StopResult
+
+logger = logging.getLogger("threadctl.audit")
+
+
+def _emit(fields: dict[str, object]) -> None:
+    message = " ".join(f"{key}={value!r}" for key, value in fields.items())
+    logger.info("threadctl %s", message, extra={"threadctl_audit": fields})
+
+
+def stop_done(*, caller: str, result: StopResult, reason: str) -> None:
+    thread = result.thread
+    _emit(
+        {
+            "action": "stop",
+            "mode": "cooperative",
+            "caller": caller,
+            "ident": thread.ident,
+            "native_id": thread.native_id,
+            "name": thread.name,
+            "identity": thread.identity,
+            "reason": reason,
+            "outcome": result.outcome.value,
+            "already_requested": result.already_requested,
+        }
+    )
+
+
+def stop_refused(
+    *, caller: str, ident: int | None, native_id: int | None, reason: str, error: Exception
+) -> None:
+    _emit(
+        {
+            "action": "stop",
+            "mode": "cooperative",
+            "caller": caller,
+            "ident": ident,
+            "native_id": native_id,
+            "reason": reason,
+            "outcome": "refused",
+            "error": str(error),
+        }
+    )

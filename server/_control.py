@@ -1,0 +1,164 @@
+"""Finding a thread and stopping it: the operations behind the RPCs.
+
+The servicer calls exactly these, and `threadctl.stop()` exposes them
+in-process, so the same checks guard both paths: the id must name a live
+thread, the identity precondition must hold, and protected threads are
+refused before anything is changed.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from threadctl import _audit
+from threadctl._registry import registry
+from threadctl._snapshot import ThreadSnapshot, live_threads, snapshot, snapshot_with_stack
+from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
+
+MAX_REASON_LENGTH = 1024
+MAX_WAIT_SECONDS = 3600.0
+# How often a wait re-checks whether its caller went away; the thread's exit
+# itself wakes the wait at once.
+_ABANDON_CHECK_INTERVAL = 0.05
+
+
+class StopOutcome(enum.Enum):
+    """What a stop achieved."""
+
+    REQUESTED = "requested"
+    EXITED = "exited"
+    STILL_RUNNING = "still_running"
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """The answer to a stop: outcome, the thread as it was at the end, details."""
+
+    outcome: StopOutcome
+    thread: ThreadSnapshot
+    already_requested: bool
+    waited_seconds: float
+
+
+def find_thread(ident: int | None = None, native_id: int | None = None) -> threading.Thread:
+    """The live thread with this ident or kernel TID (exactly one must be given).
+
+    Raises:
+        InvalidArgument: neither or both ids given, or an id that is not positive.
+        ThreadNotFound: no live thread has that id.
+    """
+    if (ident is None) == (native_id is None):
+        raise InvalidArgument("give exactly one of ident and native_id")
+    wanted = ident if ident is not None else native_id
+    if wanted is None or wanted <= 0:
+        raise InvalidArgument(f"thread id must be a positive integer, not {wanted}")
+    threads = live_threads()
+    if ident is not None:
+        thread = threads.get(ident)
+        if thread is None:
+            raise ThreadNotFound(f"no live thread with ident {ident}")
+        return thread
+    for thread in threads.values():
+        if thread.native_id == native_id:
+            return thread
+    raise ThreadNotFound(f"no live thread with native id {native_id}")
+
+
+def get_thread(ident: int | None = None, native_id: int | None = None) -> ThreadSnapshot:
+    """Describe one thread, stack included."""
+    return snapshot_with_stack(find_thread(ident, native_id))
+
+
+def stop(
+    ident: int | None = None,
+    native_id: int | None = None,
+    *,
+    expected_identity: str = "",
+    reason: str = "",
+    wait: float = 0.0,
+    allow_main_thread: bool = False,
+    caller: str = "in-process",
+    abandoned: Callable[[], bool] = lambda: False,
+) -> StopResult:
+    """Request a cooperative stop of one thread and optionally wait for it to exit.
+
+    Args:
+        ident: threading ident of the thread (or give `native_id`).
+        native_id: kernel TID of the thread.
+        expected_identity: if not empty, stop only if the thread still has this
+            identity (ThreadSnapshot.identity); guards against reused ids.
+        reason: why, for the audit log and listings (at most 1024 characters).
+        wait: seconds to wait for the thread to exit (0 to 3600).
+        allow_main_thread: the main thread is refused unless this is True.
+        caller: who asks, for the audit record.
+        abandoned: polled during the wait; True ends the wait early (the
+            caller went away or the server is closing). The stop still stands.
+
+    Raises:
+        InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
+    """
+    _validate(reason, wait)
+    try:
+        thread = find_thread(ident, native_id)
+        state = registry.state_of(thread)
+        if expected_identity and expected_identity != state.identity:
+            raise IdentityMismatch(
+                f"thread {thread.ident} is now {state.identity!r}, not {expected_identity!r}:"
+                " the id was reused by another thread; nothing was stopped"
+            )
+        if state.protected:
+            raise ProtectedThread(f"thread {thread.name!r} belongs to the control server")
+        if thread is threading.main_thread() and not allow_main_thread:
+            raise ProtectedThread(
+                "the main thread is protected; set allow_main_thread to stop it (CLI: --allow-main)"
+            )
+    except (ThreadNotFound, IdentityMismatch, ProtectedThread) as refusal:
+        _audit.stop_refused(
+            caller=caller, ident=ident, native_id=native_id, reason=reason, error=refusal
+        )
+        raise
+    already = registry.request_stop(state, reason)
+    started = time.monotonic()
+    exited = _wait_for_exit(thread, wait, abandoned) if wait > 0 else False
+    waited = time.monotonic() - started
+    if exited:
+        outcome = StopOutcome.EXITED
+    else:
+        outcome = StopOutcome.STILL_RUNNING if wait > 0 else StopOutcome.REQUESTED
+    result = StopResult(outcome, snapshot(thread), already, waited)
+    _audit.stop_done(caller=caller, result=result, reason=reason)
+    return result
+
+
+def _validate(reason: str, wait: float) -> None:
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidArgument(f"reason is {len(reason)} characters; at most {MAX_REASON_LENGTH}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason):
+        raise InvalidArgument("reason must not contain control characters")
+    if not math.isfinite(wait) or not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise InvalidArgument(
+            f"wait must be between 0 and {MAX_WAIT_SECONDS:g} seconds, not {wait}"
+        )
+
+
+def _wait_for_exit(thread: threading.Thread, timeout: float, abandoned: Callable[[], bool]) -> bool:
+    """Wait until `thread` has exited, `timeout` passed or `abandoned()`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or abandoned():
+            return not thread.is_alive()
+        if thread is threading.current_thread():
+            return False
+        try:
+            thread.join(min(remaining, _ABANDON_CHECK_INTERVAL))
+        except RuntimeError:
+            # Dummy threads (started outside `threading`) cannot be joined.
+            time.sleep(min(remaining, _ABANDON_CHECK_INTERVAL))
+        if not thread.is_alive():
+            return True

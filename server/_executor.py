@@ -1,0 +1,84 @@
+"""A minimal executor for grpc.server whose workers are protected daemon threads.
+
+Why not concurrent.futures.ThreadPoolExecutor: its workers are joined at
+interpreter exit before ordinary atexit handlers run, so one RPC handler still
+waiting (a `stop --wait`) would hold up the host's exit. The control plane must
+never be what keeps a process alive. These workers are daemon threads, named
+`threadctl-rpc-N` (visible as such in listings), and each marks itself
+protected as it starts, so no stop request can ever reach them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+_Work = tuple[Future, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+
+
+class DaemonThreadPool:
+    """Runs submitted calls on up to `max_workers` daemon threads, started lazily."""
+
+    def __init__(
+        self, max_workers: int, name_prefix: str, on_start: Callable[[threading.Thread], None]
+    ) -> None:
+        self._max_workers = max_workers
+        self._name_prefix = name_prefix
+        self._on_start = on_start
+        self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._idle = 0
+        self._counter = itertools.count(1)
+        self._shut_down = False
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("cannot submit after shutdown")
+            self._work.put((future, fn, args, kwargs))
+            # An idle worker will take the item; otherwise start one, up to
+            # the limit (beyond it the item waits for the next free worker).
+            if self._idle > 0:
+                self._idle -= 1
+            elif len(self._workers) < self._max_workers:
+                worker = threading.Thread(
+                    target=self._run,
+                    name=f"{self._name_prefix}-{next(self._counter)}",
+                    daemon=True,
+                )
+                self._workers.append(worker)
+                worker.start()
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Let the workers finish queued work and exit; join them if `wait`."""
+        with self._lock:
+            self._shut_down = True
+            workers = list(self._workers)
+        for _ in workers:
+            self._work.put(None)
+        if wait:
+            for worker in workers:
+                if worker is not threading.current_thread():
+                    worker.join()
+
+    def _run(self) -> None:
+        self._on_start(threading.current_thread())
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            future, fn, args, kwargs = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args, **kwargs))
+                except BaseException as error:  # noqa: BLE001 - handed to the future
+                    future.set_exception(error)
+            with self._lock:
+                self._idle += 1

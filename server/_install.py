@@ -1,0 +1,204 @@
+"""install(): start the control server inside the host process, with one call.
+
+The server listens on a Unix socket in a per-user 0700 directory, named by
+PID so clients can find the process by PID. Everything it runs is on daemon
+threads named `threadctl-*` that are protected from stop requests, and it
+installs no signal handlers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import platform
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+from threadctl import _paths
+from threadctl._executor import DaemonThreadPool
+from threadctl._registry import registry
+from threadctl._servicer import ThreadControlServicer
+from threadctl._version import __version__
+from threadctl.errors import AlreadyInstalled, SocketInUse
+from threadctl.v1 import threadctl_pb2 as pb
+from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
+
+logger = logging.getLogger("threadctl")
+
+# Requests are tiny; refuse anything big before it is parsed.
+MAX_MESSAGE_BYTES = 64 * 1024
+# More concurrent calls than this get RESOURCE_EXHAUSTED instead of queueing
+# behind long --wait calls.
+MAX_CONCURRENT_RPCS = 16
+
+_install_lock = threading.Lock()
+_installed: ControlServer | None = None
+
+
+class ControlServer:
+    """A running control server. Close it with close() or use it as a context manager."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self.address = f"unix:{socket_path}"
+        self.pid = os.getpid()
+        self._closing = threading.Event()
+        self._close_lock = threading.Lock()
+        self._pool = DaemonThreadPool(
+            MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", on_start=registry.protect
+        )
+        self._server = grpc.server(
+            self._pool,  # type: ignore[arg-type] - duck-typed executor
+            maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        process = pb.ProcessInfo(
+            pid=self.pid,
+            argv=list(sys.argv),
+            python_version=platform.python_version(),
+            threadctl_version=__version__,
+        )
+        pb_grpc.add_ThreadControlServicer_to_server(
+            ThreadControlServicer(process, self._closing), self._server
+        )
+
+    def _start(self) -> None:
+        _claim_socket_path(self.socket_path)
+        self._server.add_insecure_port(self.address)
+        os.chmod(self.socket_path, 0o600)
+        before = set(threading.enumerate())
+        self._server.start()
+        _protect_grpc_threads(before)
+        atexit.register(self.close, 0)
+
+    def close(self, grace: float | None = 1.0) -> None:
+        """Stop serving, end waiting calls, remove the socket. Idempotent.
+
+        Args:
+            grace: seconds in-flight calls get to finish before they are
+                cancelled; waits inside calls end at once either way.
+        """
+        global _installed
+        with self._close_lock:
+            if self._closing.is_set():
+                return
+            self._closing.set()
+        atexit.unregister(self.close)
+        if os.getpid() == self.pid:
+            self._server.stop(grace).wait()
+            self._pool.shutdown(wait=False)
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+        with _install_lock:
+            if _installed is self:
+                _installed = None
+
+    def __enter__(self) -> ControlServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closing.is_set() else "serving"
+        return f"<ControlServer {self.address} {state}>"
+
+
+def install(
+    *, socket_path: str | os.PathLike[str] | None = None, exist_ok: bool = False
+) -> ControlServer:
+    """Start the control server in this process.
+
+    Args:
+        socket_path: where to listen; default `<runtime dir>/<pid>.sock`
+            (`$XDG_RUNTIME_DIR/threadctl` or `/tmp/threadctl-<uid>`), which is
+            where `threadctl --pid PID` looks. A custom path's directory must
+            exist; keep it private, since whoever can connect can stop threads.
+        exist_ok: if a server is already running in this process, return it
+            instead of raising AlreadyInstalled.
+
+    Returns:
+        The running server: `.address`, `.socket_path`, `.close()`.
+
+    Raises:
+        AlreadyInstalled: a server runs already and `exist_ok` is False.
+        SocketInUse: a live server already answers on the socket path.
+        UnsafeRuntimeDirectory: the default directory is not private to us.
+    """
+    global _installed
+    with _install_lock:
+        if _installed is not None and _installed.pid == os.getpid():
+            if exist_ok:
+                return _installed
+            raise AlreadyInstalled(f"threadctl is already serving on {_installed.address}")
+        if socket_path is None:
+            directory = _paths.runtime_dir()
+            _paths.ensure_private_dir(directory)
+            path = _paths.socket_path_for_pid(os.getpid(), directory)
+        else:
+            path = Path(socket_path)
+        server = ControlServer(path)
+        server._start()
+        _installed = server
+    logger.debug("threadctl control server listening on %s", server.address)
+    return server
+
+
+def _claim_socket_path(path: Path) -> None:
+    """Remove a stale socket at `path`; refuse if a live server answers there.
+
+    gRPC unlinks whatever is at the path when it binds, which would silently
+    take over a live server's socket, so probe first.
+    """
+    if not path.exists() and not path.is_symlink():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody listens: left behind by a dead process
+    else:
+        raise SocketInUse(f"a live server already listens on {path}")
+    finally:
+        probe.close()
+
+
+def _protect_grpc_threads(before: set[threading.Thread]) -> None:
+    """Name and protect the Python thread gRPC started for this server.
+
+    grpc.server.start() starts one daemon thread that runs grpc._server._serve.
+    Only threads started during our start() call whose target lives in grpc's
+    own modules are taken, so a host thread started meanwhile is never
+    protected or renamed by mistake.
+    """
+    for thread in set(threading.enumerate()) - before:
+        target = getattr(thread, "_target", None)
+        if getattr(target, "__module__", "").startswith("grpc"):
+            thread.name = "threadctl-serve"
+            registry.protect(thread)
+
+
+def _forget_in_child() -> None:
+    """A forked child has no server threads: let it install its own."""
+    global _installed, _install_lock
+    _installed = None
+    _install_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)

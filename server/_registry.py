@@ -1,0 +1,117 @@
+"""What threadctl knows about each thread beyond what `threading` knows.
+
+One `ThreadState` per thread object: its never-reused identity, its stop flag,
+whether it cooperates, whether it is protected. States are keyed by ident but
+always checked against the thread object they were made for, because Python
+hands an exited thread's ident to the next new thread: a state (and a stop
+request) must never carry over to that new thread.
+
+Thread-side code reaches its own state through a thread-local cache, so
+`stop_requested()` costs a few attribute lookups and no lock.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+
+
+@dataclass(eq=False)
+class ThreadState:
+    """threadctl's bookkeeping for one thread object."""
+
+    identity: str
+    thread_ref: weakref.ref[threading.Thread]
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    cooperative: bool = False
+    protected: bool = False
+    stop_reason: str = ""
+    stop_requested_at: float = 0.0
+
+    @property
+    def stop_is_requested(self) -> bool:
+        return self.stop_event.is_set()
+
+
+class Registry:
+    """The process-wide table of thread states.
+
+    Memory stays bounded under thread churn: states of threads that are gone
+    are dropped whenever the table grows past twice the live thread count.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[int, ThreadState] = {}
+        self._serial = 0
+        # A per-process suffix makes an identity from another process (or from
+        # before a fork) fail the precondition instead of matching by chance.
+        self._instance = secrets.token_hex(4)
+        self._local = threading.local()
+
+    def state_of(self, thread: threading.Thread) -> ThreadState:
+        """The state of a live `thread`, created on first use."""
+        ident = thread.ident
+        if ident is None:
+            raise ValueError(f"thread {thread.name!r} has not started")
+        with self._lock:
+            state = self._states.get(ident)
+            if state is None or state.thread_ref() is not thread:
+                self._serial += 1
+                state = ThreadState(
+                    identity=f"{self._serial}.{self._instance}",
+                    thread_ref=weakref.ref(thread),
+                )
+                if len(self._states) > 2 * threading.active_count() + 64:
+                    self._prune_locked()
+                self._states[ident] = state
+            return state
+
+    def current(self) -> ThreadState:
+        """The calling thread's state; marks the thread as cooperative."""
+        state: ThreadState | None = getattr(self._local, "state", None)
+        if state is None:
+            state = self.state_of(threading.current_thread())
+            state.cooperative = True
+            self._local.state = state
+        return state
+
+    def protect(self, thread: threading.Thread) -> None:
+        """Mark `thread` as one that must never be stopped."""
+        self.state_of(thread).protected = True
+
+    def request_stop(self, state: ThreadState, reason: str) -> bool:
+        """Set the stop flag of `state`. Returns True if it was already set.
+
+        The first request's reason and time are kept.
+        """
+        with self._lock:
+            already = state.stop_event.is_set()
+            if not already:
+                state.stop_reason = reason
+                state.stop_requested_at = time.time()
+                state.stop_event.set()
+        return already
+
+    def _prune_locked(self) -> None:
+        live = {t.ident for t in threading.enumerate()}
+        for ident in [
+            i for i, s in self._states.items() if i not in live or s.thread_ref() is None
+        ]:
+            del self._states[ident]
+
+    def forget_all_after_fork(self) -> None:
+        """In a forked child only the forking thread survives; start afresh."""
+        self._lock = threading.Lock()
+        self._states = {}
+        self._instance = secrets.token_hex(4)
+        self._local = threading.local()
+
+
+registry = Registry()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=registry.forget_all_after_fork)

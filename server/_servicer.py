@@ -1,0 +1,153 @@
+"""The ThreadControl gRPC service: validation, status codes, protobuf mapping.
+
+This is the one place that knows about gRPC status codes. It turns requests
+into calls of `_control`, and domain errors into the codes promised in
+threadctl.proto; nothing else is caught here, so a bug surfaces as a bug.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import NoReturn
+
+import grpc
+from threadctl import _control
+from threadctl._snapshot import ThreadSnapshot, snapshot_all
+from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
+from threadctl.v1 import threadctl_pb2 as pb
+from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
+
+_IDENTITY_PATTERN = re.compile(r"[0-9]{1,20}\.[0-9a-f]{8}")
+_STATUS_OF = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    ThreadNotFound: grpc.StatusCode.NOT_FOUND,
+    IdentityMismatch: grpc.StatusCode.FAILED_PRECONDITION,
+    ProtectedThread: grpc.StatusCode.FAILED_PRECONDITION,
+}
+_OUTCOME = {
+    _control.StopOutcome.REQUESTED: pb.STOP_OUTCOME_REQUESTED,
+    _control.StopOutcome.EXITED: pb.STOP_OUTCOME_EXITED,
+    _control.StopOutcome.STILL_RUNNING: pb.STOP_OUTCOME_STILL_RUNNING,
+}
+# Answer a --wait shortly before the caller's deadline rather than after it.
+_DEADLINE_MARGIN = 0.1
+
+
+class ThreadControlServicer(pb_grpc.ThreadControlServicer):
+    """Serves threadctl.v1.ThreadControl for the process it runs in."""
+
+    def __init__(self, process: pb.ProcessInfo, closing: threading.Event) -> None:
+        self._process = process
+        self._closing = closing
+
+    def ListThreads(  # noqa: N802 - gRPC method name
+        self, request: pb.ListThreadsRequest, context: grpc.ServicerContext
+    ) -> pb.ListThreadsResponse:
+        self._refuse_if_closing(context)
+        records = [to_proto(s) for s in snapshot_all(include_stacks=request.include_stacks)]
+        return pb.ListThreadsResponse(process=self._process, threads=records)
+
+    def GetThread(  # noqa: N802 - gRPC method name
+        self, request: pb.GetThreadRequest, context: grpc.ServicerContext
+    ) -> pb.GetThreadResponse:
+        self._refuse_if_closing(context)
+        ident, native_id = _selected(request.thread, context)
+        try:
+            found = _control.get_thread(ident, native_id)
+        except (InvalidArgument, ThreadNotFound) as error:
+            _abort(context, error)
+        return pb.GetThreadResponse(thread=to_proto(found))
+
+    def StopThread(  # noqa: N802 - gRPC method name
+        self, request: pb.StopThreadRequest, context: grpc.ServicerContext
+    ) -> pb.StopThreadResponse:
+        self._refuse_if_closing(context)
+        ident, native_id = _selected(request.thread, context)
+        if request.mode not in pb.StopMode.values():
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
+        if request.mode == pb.STOP_MODE_FORCE:
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "forced stop is not available in this version"
+            )
+        if request.expected_identity and not _IDENTITY_PATTERN.fullmatch(request.expected_identity):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"malformed expected_identity {request.expected_identity[:40]!r}"
+                " (use ThreadRecord.identity from a listing)",
+            )
+        try:
+            result = _control.stop(
+                ident,
+                native_id,
+                expected_identity=request.expected_identity,
+                reason=request.reason,
+                wait=request.wait_seconds,
+                allow_main_thread=request.allow_main_thread,
+                caller=context.peer(),
+                abandoned=lambda: self._caller_gone(context),
+            )
+        except (InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread) as error:
+            _abort(context, error)
+        return pb.StopThreadResponse(
+            outcome=_OUTCOME[result.outcome],
+            thread=to_proto(result.thread),
+            already_requested=result.already_requested,
+            waited_seconds=result.waited_seconds,
+        )
+
+    def _caller_gone(self, context: grpc.ServicerContext) -> bool:
+        """True when a wait should end now: server closing, call cancelled,
+        or the call's deadline about to pass (answer before it does)."""
+        remaining = context.time_remaining()
+        return (
+            self._closing.is_set()
+            or not context.is_active()
+            or (remaining is not None and remaining < _DEADLINE_MARGIN)
+        )
+
+    def _refuse_if_closing(self, context: grpc.ServicerContext) -> None:
+        if self._closing.is_set():
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the control server is shutting down")
+
+
+def _selected(
+    selector: pb.ThreadSelector, context: grpc.ServicerContext
+) -> tuple[int | None, int | None]:
+    which = selector.WhichOneof("id")
+    if which == "ident" and selector.ident > 0:
+        return selector.ident, None
+    if which == "native_id" and selector.native_id > 0:
+        return None, selector.native_id
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "thread: set a non-zero ident or native_id")
+
+
+def _abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:
+    context.abort(_STATUS_OF[type(error)], str(error))
+    raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+def to_proto(thread: ThreadSnapshot) -> pb.ThreadRecord:
+    """The protobuf record of a snapshot."""
+    record = pb.ThreadRecord(
+        ident=thread.ident,
+        native_id=thread.native_id,
+        identity=thread.identity,
+        name=thread.name,
+        daemon=thread.daemon,
+        main=thread.main,
+        protected=thread.protected,
+        cooperative=thread.cooperative,
+        stop_state=pb.STOP_STATE_REQUESTED if thread.stop_requested else pb.STOP_STATE_NONE,
+        stop_reason=thread.stop_reason,
+        stop_requested_at=thread.stop_requested_at,
+    )
+    if thread.cpu_seconds is not None:
+        record.cpu_seconds = thread.cpu_seconds
+    if thread.stack is not None:
+        record.stack.extend(
+            pb.Frame(filename=f.filename, line=f.line, function=f.function)
+            for f in thread.stack.frames
+        )
+        record.stack_truncated = thread.stack.truncated
+    return record

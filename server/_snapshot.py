@@ -1,0 +1,77 @@
+"""Thread records: one consistent description of each live thread.
+
+Plain data, no gRPC: the servicer turns these into protobuf messages and the
+in-process API returns them as they are.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from threadctl._cpu import thread_cpu_seconds
+from threadctl._registry import registry
+from threadctl._stacks import Stack, capture_stacks
+
+
+@dataclass(frozen=True)
+class ThreadSnapshot:
+    """What ListThreads/GetThread report for one thread."""
+
+    ident: int
+    native_id: int
+    identity: str
+    name: str
+    daemon: bool
+    main: bool
+    protected: bool
+    cooperative: bool
+    stop_requested: bool
+    stop_reason: str
+    stop_requested_at: float
+    cpu_seconds: float | None
+    stack: Stack | None
+
+
+def live_threads() -> dict[int, threading.Thread]:
+    """Live threads by ident (threads known to the threading module)."""
+    return {t.ident: t for t in threading.enumerate() if t.ident is not None}
+
+
+def snapshot(thread: threading.Thread, stack: Stack | None = None) -> ThreadSnapshot:
+    """Describe one live thread (assigning it an identity on first sight)."""
+    state = registry.state_of(thread)
+    native_id = thread.native_id or 0
+    return ThreadSnapshot(
+        ident=thread.ident or 0,
+        native_id=native_id,
+        identity=state.identity,
+        name=thread.name,
+        daemon=thread.daemon,
+        main=thread is threading.main_thread(),
+        protected=state.protected,
+        cooperative=state.cooperative,
+        stop_requested=state.stop_is_requested,
+        stop_reason=state.stop_reason,
+        stop_requested_at=state.stop_requested_at,
+        cpu_seconds=thread_cpu_seconds(native_id),
+        stack=stack,
+    )
+
+
+def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
+    """Describe every live thread, with stacks if asked."""
+    threads = threading.enumerate()
+    stacks = capture_stacks() if include_stacks else {}
+    return [
+        snapshot(t, stacks.get(t.ident, Stack((), False)) if include_stacks else None)
+        for t in threads
+        if t.ident is not None
+    ]
+
+
+def snapshot_with_stack(thread: threading.Thread) -> ThreadSnapshot:
+    """Describe one thread, with its stack."""
+    ident = thread.ident or 0
+    stack = capture_stacks([ident]).get(ident, Stack((), False))
+    return snapshot(thread, stack)

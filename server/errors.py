@@ -1,0 +1,47 @@
+"""Domain errors of threadctl, free of gRPC.
+
+The servicer maps these to status codes (one boundary); the in-process API
+raises them as they are.
+"""
+
+from __future__ import annotations
+
+
+class ThreadctlError(Exception):
+    """Base class of threadctl's errors."""
+
+
+class InvalidArgument(ThreadctlError, ValueError):
+    """A request that can never succeed as written (bad id, reason, wait)."""
+
+
+class ThreadNotFound(ThreadctlError, LookupError):
+    """No live thread has the given ident or native id."""
+
+
+class IdentityMismatch(ThreadctlError):
+    """The id now names a different thread than the one the caller saw."""
+
+
+class ProtectedThread(ThreadctlError):
+    """The thread may not be stopped (control-server thread, or main thread)."""
+
+
+class AlreadyInstalled(ThreadctlError):
+    """install() was called while a control server is already running."""
+
+
+class SocketInUse(ThreadctlError):
+    """Another live server answers on the socket path install() wanted."""
+
+
+class UnsafeRuntimeDirectory(ThreadctlError):
+    """The runtime directory could be read or replaced by another user."""
+
+
+class ThreadStopped(BaseException):
+    """Raised in a thread to make it unwind because a stop was requested.
+
+    Derives from BaseException, like KeyboardInterrupt and trio's Cancelled, so
+    that `except Exception:` in application code does not swallow it.
+    """

@@ -1,0 +1,49 @@
+"""Build glue: generate the gRPC stubs from proto/ before packaging.
+
+Why here and not committed: generated code must match the pinned generator
+(pyproject.toml, build-system.requires), so the build produces it. The output
+lands beside the .proto (proto/threadctl/v1/), which is the `threadctl.v1`
+package, so protoc's absolute imports (`from threadctl.v1 import ...`) are right
+by construction. Works for `pip install .` and `pip install -e .`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+PROTO_ROOT = ROOT / "proto"
+
+
+def generate_stubs() -> None:
+    """Run protoc via `python -m grpc_tools.protoc`, which adds the include path
+    of protobuf's well-known types (calling grpc_tools.protoc.main() does not)."""
+    protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"--python_out={PROTO_ROOT}",
+            f"--pyi_out={PROTO_ROOT}",
+            f"--grpc_python_out={PROTO_ROOT}",
+            *protos,
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+
+
+class BuildPyWithStubs(build_py):
+    def run(self) -> None:
+        generate_stubs()
+        super().run()
+
+
+setup(cmdclass={"build_py": BuildPyWithStubs})
