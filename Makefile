@@ -1,0 +1,34 @@
+# threadctl: `make demo` runs the demo, `make test` the tests.
+# PYTHON picks the interpreter, VENV the environment (CI runs one per CPython);
+# PIP_EXTRA adds pins, e.g. the lowest supported grpcio/protobuf.
+PYTHON ?= python3
+VENV ?= .venv
+PIP_EXTRA ?=
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all install demo test lint clean
+
+all: test
+
+$(STAMP): pyproject.toml setup.py proto/threadctl/v1/threadctl.proto
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' $(PIP_EXTRA)
+	$(BIN)/python -c "import grpc, google.protobuf, sys; print('threadctl env:', sys.version.split()[0], 'grpcio', grpc.__version__, 'protobuf', google.protobuf.__version__)"
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python tests/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf .venv .venv-* build *.egg-info proto/threadctl/v1/*_pb2*.py proto/threadctl/v1/*_pb2*.pyi

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from support import HOSTS, Host, host_env  # noqa: E402
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    return host_env(runtime)
+
+
+@pytest.fixture
+def start_host(env: dict[str, str]) -> Iterator[Callable[..., Host]]:
+    """Start real host programs from tests/hosts; all are ended after the test."""
+    started: list[Host] = []
+
+    def start(script: str, *args: str, launcher: list[str] | None = None) -> Host:
+        host = Host([sys.executable, *(launcher or []), str(HOSTS / script), *args], env)
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def workers(start_host: Callable[..., Host]) -> Host:
+    return start_host("workers.py")

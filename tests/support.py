@@ -1,0 +1,152 @@
+"""Test support: real host processes, the real CLI, deadlines instead of sleeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HOSTS = Path(__file__).parent / "hosts"
+DEADLINE = 20.0  # generous: the suite must pass on a loaded 2-core machine
+THREADCTL = str(Path(sys.executable).with_name("threadctl"))
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = DEADLINE, what: str = "") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+class Host:
+    """A real host program under test, talking over stdout (events) and stdin (commands).
+
+    The program prints `READY <json>` when it is set up, and other lines as
+    things happen; `expect()` waits for a line with a deadline.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.pid = self.proc.pid
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self.stderr_lines: list[str] = []
+        self._pumps = [
+            threading.Thread(
+                target=self._pump, args=(self.proc.stdout, self.lines.put), daemon=True
+            ),
+            threading.Thread(
+                target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True
+            ),
+        ]
+        for pump in self._pumps:
+            pump.start()
+        self.ready: dict[str, Any] = json.loads(self.expect("READY ")[len("READY ") :])
+
+    @staticmethod
+    def _pump(stream: Any, sink: Callable[[str], None]) -> None:
+        for line in stream:
+            sink(line.rstrip("\n"))
+
+    def expect(self, prefix: str, timeout: float = DEADLINE) -> str:
+        """The first line (not yet consumed) that starts with `prefix`."""
+        for line in self.seen:
+            if line.startswith(prefix):
+                self.seen.remove(line)
+                return line
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(remaining, 0.001))
+            except queue.Empty:
+                raise AssertionError(
+                    f"host {self.argv} printed no {prefix!r} line within {timeout}s;"
+                    f" exit={self.proc.poll()} stdout={self.seen} stderr={self.stderr_lines}"
+                ) from None
+            if line.startswith(prefix):
+                return line
+            self.seen.append(line)
+
+    def send(self, command: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def tid(self, name: str) -> int:
+        return int(self.ready["threads"][name]["native_id"])
+
+    def ident(self, name: str) -> int:
+        return int(self.ready["threads"][name]["ident"])
+
+    def stop(self) -> int:
+        """End the host: close stdin (hosts exit on EOF), then terminate, then kill."""
+        code = self._end()
+        for pump in self._pumps:
+            pump.join(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass
+        return code
+
+    def _end(self) -> int:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+                return self.proc.wait(timeout=DEADLINE)
+            except (subprocess.TimeoutExpired, BrokenPipeError):
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    return self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+        return self.proc.wait()
+
+
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = DEADLINE
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `threadctl` console script."""
+    return subprocess.run(
+        [THREADCTL, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def cli_json(*args: str, env: dict[str, str]) -> Any:
+    result = run_cli(*args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def host_env(runtime_dir: Path) -> dict[str, str]:
+    """An environment whose threadctl runtime directory is private to the test."""
+    env = dict(os.environ)
+    env["XDG_RUNTIME_DIR"] = str(runtime_dir)
+    env.pop("THREADCTL_TARGET", None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

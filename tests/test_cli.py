@@ -1,0 +1,201 @@
+"""The `threadctl` CLI against real host processes: output, exit codes, targets."""
+
+from __future__ import annotations
+
+import json
+
+from support import Host, cli_json, run_cli
+
+
+def test_list_shows_every_thread_with_its_facts(workers: Host, env: dict[str, str]) -> None:
+    listing = cli_json("list", "--pid", str(workers.pid), env=env)
+    by_name = {t["name"]: t for t in listing["threads"]}
+
+    assert listing["process"]["pid"] == workers.pid
+    for name in ("coop-1", "coop-2", "stubborn", "MainThread"):
+        assert by_name[name]["native_id"] == workers.tid(name)
+        assert by_name[name]["ident"] == workers.ident(name)
+    assert by_name["coop-1"]["cooperative"] is True
+    assert by_name["stubborn"]["cooperative"] is False
+    assert by_name["stubborn"]["daemon"] is True
+    assert by_name["MainThread"]["main"] is True
+    assert by_name["threadctl-serve"]["protected"] is True
+    assert all(t["stop_state"] == "none" for t in listing["threads"])
+    assert all(isinstance(t["cpu_seconds"], float) for t in listing["threads"])
+    assert len({t["identity"] for t in listing["threads"]}) == len(listing["threads"])
+    assert "stack" not in by_name["coop-1"]
+
+
+def test_list_table_names_the_process_and_threads(workers: Host, env: dict[str, str]) -> None:
+    result = run_cli("list", "--pid", str(workers.pid), env=env)
+
+    assert result.returncode == 0, result.stderr
+    header, columns, *rows = result.stdout.splitlines()
+    assert header.startswith(f"PID {workers.pid} ")
+    assert columns.split() == ["TID", "NAME", "CPU", "s", "COOP", "STOP", "FLAGS", "IDENT"]
+    coop_row = next(r for r in rows if " coop-1 " in r)
+    assert coop_row.split()[0] == str(workers.tid("coop-1"))
+
+
+def test_list_with_stacks_shows_where_each_thread_is(workers: Host, env: dict[str, str]) -> None:
+    listing = cli_json("list", "--stacks", "--pid", str(workers.pid), env=env)
+    coop = next(t for t in listing["threads"] if t["name"] == "coop-1")
+
+    calls = [(f["filename"].rsplit("/", 1)[-1], f["function"]) for f in coop["stack"]]
+    at = calls.index(("workers.py", "cooperative"))
+    assert calls[at + 1] == ("_flag.py", "sleep")
+
+
+def test_stop_by_native_tid_waits_for_the_thread_to_exit(
+    workers: Host, env: dict[str, str]
+) -> None:
+    result = run_cli(
+        "stop",
+        str(workers.tid("coop-1")),
+        "--wait",
+        "10",
+        "--reason",
+        "test",
+        "--pid",
+        str(workers.pid),
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"thread {workers.tid('coop-1')} (coop-1) exited after")
+    workers.expect("EXITED coop-1")
+    names = {t["name"] for t in cli_json("list", "--pid", str(workers.pid), env=env)["threads"]}
+    assert "coop-1" not in names
+    assert "coop-2" in names
+
+
+def test_stop_by_ident_json(workers: Host, env: dict[str, str]) -> None:
+    outcome = cli_json(
+        "stop", str(workers.ident("coop-2")), "--wait", "10", "--pid", str(workers.pid), env=env
+    )
+
+    assert outcome["outcome"] == "exited"
+    assert outcome["thread"]["name"] == "coop-2"
+    assert outcome["thread"]["stop_state"] == "requested"
+    workers.expect("EXITED coop-2")
+
+
+def test_stop_without_wait_answers_requested(workers: Host, env: dict[str, str]) -> None:
+    outcome = cli_json("stop", str(workers.tid("coop-1")), "--pid", str(workers.pid), env=env)
+
+    assert outcome["outcome"] == "requested"
+    workers.expect("EXITED coop-1")
+
+
+def test_stop_of_a_thread_that_never_checks_its_flag(workers: Host, env: dict[str, str]) -> None:
+    tid = str(workers.tid("stubborn"))
+    requested = run_cli("stop", tid, "--reason", "runaway", "--pid", str(workers.pid), env=env)
+    waited = run_cli("stop", tid, "--wait", "0.3", "--json", "--pid", str(workers.pid), env=env)
+
+    assert requested.returncode == 0, requested.stderr
+    assert "stop requested" in requested.stdout
+    assert "never checked its stop flag" in requested.stdout
+    assert waited.returncode == 6, waited.stderr
+    outcome = json.loads(waited.stdout)
+    assert outcome["outcome"] == "still_running"
+    assert outcome["already_requested"] is True
+    listing = cli_json("list", "--pid", str(workers.pid), env=env)
+    stubborn = next(t for t in listing["threads"] if t["name"] == "stubborn")
+    assert stubborn["stop_state"] == "requested"
+    assert stubborn["stop_reason"] == "runaway"
+
+
+def test_unknown_tid_exits_4(workers: Host, env: dict[str, str]) -> None:
+    result = run_cli("stop", "4194304", "--pid", str(workers.pid), env=env)
+
+    assert result.returncode == 4
+    assert result.stderr == "threadctl: no thread with TID or ident 4194304 in the target process\n"
+    assert result.stdout == ""
+
+
+def test_stopping_a_server_thread_is_refused(workers: Host, env: dict[str, str]) -> None:
+    listing = cli_json("list", "--pid", str(workers.pid), env=env)
+    serve = next(t for t in listing["threads"] if t["name"] == "threadctl-serve")
+
+    result = run_cli("stop", str(serve["native_id"]), "--pid", str(workers.pid), env=env)
+
+    assert result.returncode == 5
+    assert "belongs to the control server" in result.stderr
+    after = cli_json("list", "--pid", str(workers.pid), env=env)
+    assert (
+        next(t for t in after["threads"] if t["name"] == "threadctl-serve")["stop_state"] == "none"
+    )
+
+
+def test_stopping_the_main_thread_needs_allow_main(workers: Host, env: dict[str, str]) -> None:
+    main_tid = str(workers.tid("MainThread"))
+    refused = run_cli("stop", main_tid, "--pid", str(workers.pid), env=env)
+    allowed = cli_json("stop", main_tid, "--allow-main", "--pid", str(workers.pid), env=env)
+
+    assert refused.returncode == 5
+    assert "--allow-main" in refused.stderr
+    assert allowed["outcome"] == "requested"
+
+
+def test_show_prints_the_record_and_stack(workers: Host, env: dict[str, str]) -> None:
+    result = run_cli("show", str(workers.tid("coop-1")), "--pid", str(workers.pid), env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Thread {workers.tid('coop-1')} 'coop-1'\n")
+    assert "cooperative: yes" in result.stdout
+    assert "in cooperative" in result.stdout
+
+
+def test_target_defaults_to_the_only_running_server(workers: Host, env: dict[str, str]) -> None:
+    listing = cli_json("list", env=env)
+
+    assert listing["process"]["pid"] == workers.pid
+
+
+def test_target_from_environment_and_option(workers: Host, env: dict[str, str]) -> None:
+    socket = workers.ready["socket"]
+    by_option = cli_json("list", "--target", socket, env=env)
+    by_env = cli_json("list", env={**env, "THREADCTL_TARGET": f"unix:{socket}"})
+
+    assert by_option["process"]["pid"] == by_env["process"]["pid"] == workers.pid
+
+
+def test_several_servers_ask_which_one(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    first, second = start_host("workers.py"), start_host("workers.py")
+
+    result = run_cli("list", env=env)
+
+    assert result.returncode == 3
+    assert "several threadctl processes" in result.stderr
+    assert str(first.pid) in result.stderr and str(second.pid) in result.stderr
+
+
+def test_no_server_exits_3(env: dict[str, str]) -> None:
+    nobody = run_cli("list", env=env)
+    not_ours = run_cli("list", "--pid", "1", env=env)
+
+    assert nobody.returncode == 3
+    assert nobody.stderr.startswith("threadctl: no threadctl process of this user is running")
+    assert not_ours.returncode == 3
+    assert "process 1 runs no threadctl server" in not_ours.stderr
+
+
+def test_unreachable_socket_exits_3(env: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    result = run_cli("list", "--target", str(tmp_path / "nothing.sock"), "--timeout", "2", env=env)
+
+    assert result.returncode == 3
+    assert result.stderr.startswith("threadctl: cannot reach the threadctl server at unix:")
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(env: dict[str, str]) -> None:
+    for argv in (
+        ["stop"],
+        ["stop", "abc"],
+        ["stop", "0"],
+        ["stop", "5", "--wait", "nan"],
+        ["frobnicate"],
+    ):
+        result = run_cli(*argv, env=env)
+        assert result.returncode == 2, argv
+        assert "Traceback" not in result.stderr

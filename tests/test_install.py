@@ -1,0 +1,188 @@
+"""install(): sockets, permissions, second installs, close, and the launcher."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from support import HOSTS, Host, cli_json, run_cli
+
+import threadctl
+from threadctl.v1 import threadctl_pb2 as pb
+from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG_RUNTIME_DIR for installs inside the test process."""
+    base = tmp_path / "xdg"
+    base.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
+    return base
+
+
+@pytest.fixture
+def server(runtime: Path) -> Iterator[threadctl.ControlServer]:
+    with threadctl.install() as installed:
+        yield installed
+
+
+def _list_names(address: str) -> set[str]:
+    with grpc.insecure_channel(address) as channel:
+        listing = pb_grpc.ThreadControlStub(channel).ListThreads(
+            pb.ListThreadsRequest(), timeout=10
+        )
+    return {t.name for t in listing.threads}
+
+
+def test_default_socket_is_private_and_named_by_pid(
+    server: threadctl.ControlServer, runtime: Path
+) -> None:
+    directory = runtime / "threadctl"
+
+    assert server.socket_path == directory / f"{os.getpid()}.sock"
+    assert server.address == f"unix:{server.socket_path}"
+    dir_info, sock_info = os.lstat(directory), os.lstat(server.socket_path)
+    assert stat.S_IMODE(dir_info.st_mode) == 0o700
+    assert stat.S_ISSOCK(sock_info.st_mode)
+    assert stat.S_IMODE(sock_info.st_mode) == 0o600
+    assert dir_info.st_uid == sock_info.st_uid == os.geteuid()
+    assert "threadctl-serve" in _list_names(server.address)
+
+
+def test_second_install_is_an_error_unless_exist_ok(server: threadctl.ControlServer) -> None:
+    with pytest.raises(threadctl.AlreadyInstalled, match="already serving"):
+        threadctl.install()
+    assert threadctl.install(exist_ok=True) is server
+
+
+def test_close_removes_the_socket_and_allows_a_new_install(runtime: Path) -> None:
+    first = threadctl.install()
+    first.close()
+    first.close()  # idempotent
+
+    assert not first.socket_path.exists()
+    with threadctl.install() as second:
+        assert "threadctl-serve" in _list_names(second.address)
+
+
+def test_server_threads_are_named_daemons_and_protected(server: threadctl.ControlServer) -> None:
+    _list_names(server.address)  # starts an RPC worker
+    ours = [t for t in threadctl.list_threads() if t.name.startswith("threadctl-")]
+
+    assert {t.name for t in ours} >= {"threadctl-serve", "threadctl-rpc-1"}
+    assert all(t.daemon and t.protected for t in ours)
+    with pytest.raises(threadctl.ProtectedThread):
+        threadctl.stop(ours[0].ident)
+
+
+def test_stale_socket_is_replaced(runtime: Path) -> None:
+    directory = runtime / "threadctl"
+    directory.mkdir(mode=0o700)
+    stale = directory / f"{os.getpid()}.sock"
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(stale))
+    dead.close()  # the file stays, nobody listens: as after SIGKILL
+
+    with threadctl.install() as server:
+        assert "threadctl-serve" in _list_names(server.address)
+
+
+def test_a_live_socket_is_never_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "busy.sock"
+    live = socket.socket(socket.AF_UNIX)
+    live.bind(str(path))
+    live.listen()
+    try:
+        with pytest.raises(threadctl.SocketInUse):
+            threadctl.install(socket_path=path)
+        assert path.exists()
+    finally:
+        live.close()
+
+
+def test_unsafe_runtime_directory_is_refused(runtime: Path) -> None:
+    (runtime / "threadctl").mkdir(mode=0o755)
+    os.chmod(runtime / "threadctl", 0o755)
+
+    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="0755"):
+        threadctl.install()
+
+
+def test_symlinked_runtime_directory_is_refused(runtime: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (runtime / "threadctl").symlink_to(elsewhere)
+
+    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="not a plain directory"):
+        threadctl.install()
+
+
+def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlServer) -> None:
+    import threading
+
+    woke: list[bool] = []
+    worker = threading.Thread(target=lambda: woke.append(threadctl.sleep(60)), name="sleeper")
+    worker.start()
+    threadctl_ready = lambda: any(  # noqa: E731
+        t.name == "sleeper" and t.cooperative for t in threadctl.list_threads()
+    )
+    from support import wait_until
+
+    wait_until(threadctl_ready, what="sleeper registered")
+    result = threadctl.stop(worker.ident, wait=10)
+
+    assert result.outcome is threadctl.StopOutcome.EXITED
+    assert woke == [True]
+
+
+def test_launcher_runs_an_unmodified_script(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    host: Host = start_host("plain_script.py", "--flag", "value", launcher=["-m", "threadctl"])
+
+    assert host.ready["argv"] == [str(HOSTS / "plain_script.py"), "--flag", "value"]
+    assert host.ready["main_module"] == "__main__"
+    listing = cli_json("list", "--pid", str(host.pid), env=env)
+    assert "plain-worker" in {t["name"] for t in listing["threads"]}
+    assert listing["process"]["argv"] == host.ready["argv"]
+    assert host.stop() == 0
+
+
+def test_launcher_runs_a_module(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    env["PYTHONPATH"] = str(HOSTS)
+    host = Host([sys.executable, "-m", "threadctl", "-m", "plain_script", "x"], env)
+    try:
+        assert host.ready["argv"][1:] == ["x"]
+        assert "plain-worker" in {
+            t["name"] for t in cli_json("list", "--pid", str(host.pid), env=env)["threads"]
+        }
+    finally:
+        assert host.stop() == 0
+
+
+def test_launcher_without_a_program_is_a_usage_error(env: dict[str, str]) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "threadctl"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "give a script to run" in result.stderr
+
+
+def test_cli_console_script_has_help(env: dict[str, str]) -> None:
+    result = run_cli("--help", env=env)
+
+    assert result.returncode == 0
+    assert "Exit codes" in result.stdout
