@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+
 from threadctl.client import _discovery
 from threadctl.client._errors import (
     ClientError,

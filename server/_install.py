@@ -20,6 +20,7 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+
 from threadctl import _paths
 from threadctl._executor import DaemonThreadPool
 from threadctl._registry import registry

@@ -12,6 +12,7 @@ import threading
 from typing import NoReturn
 
 import grpc
+
 from threadctl import _control
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound

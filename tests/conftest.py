@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from support import HOSTS, Host, host_env  # noqa: E402
+from support import HOSTS, Host, host_env
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from support import Host
 
+from support import Host
 from threadctl.client import Client, Refused, ThreadNotFound
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc

@@ -167,7 +167,8 @@ def test_several_servers_ask_which_one(start_host, env: dict[str, str]) -> None:
 
     assert result.returncode == 3
     assert "several threadctl processes" in result.stderr
-    assert str(first.pid) in result.stderr and str(second.pid) in result.stderr
+    assert str(first.pid) in result.stderr
+    assert str(second.pid) in result.stderr
 
 
 def test_no_server_exits_3(env: dict[str, str]) -> None:

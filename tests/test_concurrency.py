@@ -9,8 +9,8 @@ import threading
 from collections import Counter
 
 import grpc
-from support import Host
 
+from support import Host
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from support import HOSTS, Host, cli_json, run_cli
 
 import threadctl
+from support import HOSTS, Host, cli_json, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
