@@ -1,9 +1,11 @@
 # threadctl: `make demo` runs the demo, `make test` the tests.
 # PYTHON picks the interpreter, VENV the environment (CI runs one per CPython);
-# PIP_EXTRA adds pins, e.g. the lowest supported grpcio/protobuf.
+# PIP_EXTRA adds pins, e.g. the lowest supported grpcio/protobuf; EDITABLE=
+# (empty) installs a built copy instead of an editable one, as CI does.
 PYTHON ?= python3
 VENV ?= .venv
 PIP_EXTRA ?=
+EDITABLE ?= -e
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -14,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml setup.py proto/threadctl/v1/threadctl.proto
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(PIP_EXTRA)
+	$(BIN)/python -m pip install --quiet $(EDITABLE) '.[test]' $(PIP_EXTRA)
 	$(BIN)/python -c "import grpc, google.protobuf, sys; print('threadctl env:', sys.version.split()[0], 'grpcio', grpc.__version__, 'protobuf', google.protobuf.__version__)"
 	touch $@
 

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 from threadctl import _audit
 from threadctl._registry import registry
-from threadctl._snapshot import ThreadSnapshot, live_threads, snapshot, snapshot_with_stack
+from threadctl._snapshot import (
+    ThreadSnapshot,
+    is_alive,
+    live_threads,
+    snapshot,
+    snapshot_with_stack,
+)
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
 
 MAX_REASON_LENGTH = 1024
@@ -147,18 +153,17 @@ def _validate(reason: str, wait: float) -> None:
 
 
 def _wait_for_exit(thread: threading.Thread, timeout: float, abandoned: Callable[[], bool]) -> bool:
-    """Wait until `thread` has exited, `timeout` passed or `abandoned()`."""
+    """Wait until `thread` has exited (True), or `timeout` passed or `abandoned()` (False)."""
     deadline = time.monotonic() + timeout
-    while True:
+    joinable = (
+        not isinstance(thread, threading._DummyThread) and thread is not threading.current_thread()
+    )
+    while is_alive(thread):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or abandoned():
-            return not thread.is_alive()
-        if thread is threading.current_thread():
             return False
-        try:
+        if joinable:
             thread.join(min(remaining, _ABANDON_CHECK_INTERVAL))
-        except RuntimeError:
-            # Dummy threads (started outside `threading`) cannot be joined.
+        else:
             time.sleep(min(remaining, _ABANDON_CHECK_INTERVAL))
-        if not thread.is_alive():
-            return True
+    return True

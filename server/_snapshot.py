@@ -6,6 +6,7 @@ in-process API returns them as they are.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -33,9 +34,20 @@ class ThreadSnapshot:
     stack: Stack | None
 
 
+def is_alive(thread: threading.Thread) -> bool:
+    """Whether `thread` is still running, also for threads started outside `threading`.
+
+    Those appear as dummy thread objects whose is_alive() is always True and
+    which `threading` may keep after the thread ended, so ask the kernel.
+    """
+    if isinstance(thread, threading._DummyThread):
+        return os.path.exists(f"/proc/self/task/{thread.native_id}")
+    return thread.is_alive()
+
+
 def live_threads() -> dict[int, threading.Thread]:
     """Live threads by ident (threads known to the threading module)."""
-    return {t.ident: t for t in threading.enumerate() if t.ident is not None}
+    return {t.ident: t for t in threading.enumerate() if t.ident is not None and is_alive(t)}
 
 
 def snapshot(thread: threading.Thread, stack: Stack | None = None) -> ThreadSnapshot:
@@ -61,12 +73,11 @@ def snapshot(thread: threading.Thread, stack: Stack | None = None) -> ThreadSnap
 
 def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
     """Describe every live thread, with stacks if asked."""
-    threads = threading.enumerate()
-    stacks = capture_stacks() if include_stacks else {}
+    threads = live_threads()
+    stacks = capture_stacks(threads) if include_stacks else {}
     return [
-        snapshot(t, stacks.get(t.ident, Stack((), False)) if include_stacks else None)
-        for t in threads
-        if t.ident is not None
+        snapshot(t, stacks.get(ident, Stack((), False)) if include_stacks else None)
+        for ident, t in threads.items()
     ]
 
 

@@ -186,3 +186,28 @@ def test_cli_console_script_has_help(env: dict[str, str]) -> None:
 
     assert result.returncode == 0
     assert "Exit codes" in result.stdout
+
+
+def test_threads_started_outside_threading_can_be_stopped(server: threadctl.ControlServer) -> None:
+    import _thread
+    import threading
+
+    registered = threading.Event()
+    woke: list[bool] = []
+
+    def raw_worker() -> None:
+        threadctl.stop_requested()
+        registered.set()
+        woke.append(threadctl.sleep(60))
+
+    _thread.start_new_thread(raw_worker, ())
+    assert registered.wait(20)
+    dummy = next(
+        t for t in threadctl.list_threads() if t.cooperative and t.name.startswith("Dummy")
+    )
+
+    result = threadctl.stop(native_id=dummy.native_id, wait=10)
+
+    assert result.outcome is threadctl.StopOutcome.EXITED
+    assert woke == [True]
+    assert dummy.ident not in {t.ident for t in threadctl.list_threads()}
