@@ -83,20 +83,28 @@ class Client:
         expected_identity: str = "",
         reason: str = "",
         wait: float = 0.0,
+        force: bool = False,
+        grace: float = 0.0,
         allow_main_thread: bool = False,
     ) -> StopResult:
-        """Request a cooperative stop; with `wait`, wait up to that many seconds
-        for the thread to exit (outcome "exited" or "still_running")."""
+        """Stop one thread.
+
+        Cooperative unless `force`: then threadctl.ForcedStop is raised in the
+        thread, after a cooperative `grace` period if one is given. With
+        `wait`, wait up to that many seconds (after the grace) for the thread
+        to exit.
+        """
         request = pb.StopThreadRequest(
             thread=_selector(ident, native_id),
             expected_identity=expected_identity,
-            mode=pb.STOP_MODE_COOPERATIVE,
+            mode=pb.STOP_MODE_FORCE if force else pb.STOP_MODE_COOPERATIVE,
             reason=reason,
             wait_seconds=wait,
+            grace_seconds=grace,
             allow_main_thread=allow_main_thread,
         )
-        # The deadline covers the wait plus the normal call time.
-        timeout = self.timeout + (wait if wait > 0 else 0)
+        # The deadline covers the grace and the wait plus the normal call time.
+        timeout = self.timeout + max(wait, 0) + max(grace, 0)
         return StopResult.from_proto(self._call(self._stub.StopThread, request, timeout))
 
     def close(self) -> None:

@@ -14,12 +14,18 @@ _STOP_STATES = {
     pb.STOP_STATE_UNSPECIFIED: "unknown",
     pb.STOP_STATE_NONE: "none",
     pb.STOP_STATE_REQUESTED: "requested",
+    pb.STOP_STATE_FORCE_DEFERRED: "force_deferred",
+    pb.STOP_STATE_FORCE_PENDING: "force_pending",
+    pb.STOP_STATE_FORCE_DELIVERED: "force_delivered",
 }
 _OUTCOMES = {
     pb.STOP_OUTCOME_UNSPECIFIED: "unknown",
     pb.STOP_OUTCOME_REQUESTED: "requested",
     pb.STOP_OUTCOME_EXITED: "exited",
     pb.STOP_OUTCOME_STILL_RUNNING: "still_running",
+    pb.STOP_OUTCOME_FORCE_PENDING: "force_pending",
+    pb.STOP_OUTCOME_FORCE_DEFERRED: "force_deferred",
+    pb.STOP_OUTCOME_FORCE_DELIVERED: "force_delivered",
 }
 
 
@@ -42,9 +48,14 @@ class ThreadInfo:
     main: bool
     protected: bool
     cooperative: bool
-    stop_state: str  # "none" | "requested"
+    # "none", "requested", "force_deferred", "force_pending", "force_delivered"
+    stop_state: str
     stop_reason: str
     stop_requested_at: float
+    in_critical_section: bool
+    forced_at: float
+    force_delivered_at: float
+    blocked_in: Frame | None  # where it is blocked while a forced stop is pending
     cpu_seconds: float | None
     stack: list[Frame] | None  # None when not asked for
     stack_truncated: bool
@@ -63,10 +74,12 @@ class ThreadInfo:
             stop_state=_STOP_STATES.get(record.stop_state, "unknown"),
             stop_reason=record.stop_reason,
             stop_requested_at=record.stop_requested_at,
+            in_critical_section=record.in_critical_section,
+            forced_at=record.forced_at,
+            force_delivered_at=record.force_delivered_at,
+            blocked_in=_frame(record.blocked_in) if record.HasField("blocked_in") else None,
             cpu_seconds=record.cpu_seconds if record.HasField("cpu_seconds") else None,
-            stack=[Frame(f.filename, f.line, f.function) for f in record.stack]
-            if with_stack
-            else None,
+            stack=[_frame(f) for f in record.stack] if with_stack else None,
             stack_truncated=record.stack_truncated,
         )
 
@@ -100,14 +113,24 @@ class ThreadList:
         return {"process": asdict(self.process), "threads": [t.to_json() for t in self.threads]}
 
 
+def _frame(frame: pb.Frame) -> Frame:
+    return Frame(frame.filename, frame.line, frame.function)
+
+
 @dataclass(frozen=True)
 class StopResult:
-    """What a stop achieved: outcome "requested", "exited" or "still_running"."""
+    """What a stop achieved.
+
+    `outcome` is "requested", "exited", "still_running", "force_pending",
+    "force_deferred" or "force_delivered"; `forced` says whether this call
+    raised (or queued) the stop exception.
+    """
 
     outcome: str
     thread: ThreadInfo
     already_requested: bool
     waited_seconds: float
+    forced: bool
 
     @classmethod
     def from_proto(cls, response: pb.StopThreadResponse) -> StopResult:
@@ -116,6 +139,7 @@ class StopResult:
             thread=ThreadInfo.from_proto(response.thread, with_stack=False),
             already_requested=response.already_requested,
             waited_seconds=response.waited_seconds,
+            forced=response.forced,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -123,5 +147,6 @@ class StopResult:
             "outcome": self.outcome,
             "already_requested": self.already_requested,
             "waited_seconds": self.waited_seconds,
+            "forced": self.forced,
             "thread": self.thread.to_json(),
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from threadctl.client._models import StopResult, ThreadInfo, ThreadList
+from threadctl.client._models import Frame, StopResult, ThreadInfo, ThreadList
 
 
 def thread_table(listing: ThreadList) -> str:
@@ -27,7 +27,7 @@ def thread_table(listing: ThreadList) -> str:
             _clip(t.name, 32),
             "?" if t.cpu_seconds is None else f"{t.cpu_seconds:.2f}",
             "yes" if t.cooperative else "no",
-            "-" if t.stop_state == "none" else t.stop_state,
+            _stop_cell(t),
             _flags(t),
             str(t.ident),
         )
@@ -73,13 +73,32 @@ def stop_summary(result: StopResult) -> str:
     who = f"thread {t.native_id} ({t.name})"
     again = " (a stop had already been requested)" if result.already_requested else ""
     if result.outcome == "exited":
-        return f"{who} exited after {result.waited_seconds:.2f} s{again}"
+        how = " (forced)" if result.forced else ""
+        return f"{who} exited after {result.waited_seconds:.2f} s{how}{again}"
+    if result.outcome == "force_pending":
+        where = f" in {_frame_text(t.blocked_in)}" if t.blocked_in else ""
+        return (
+            f"forced stop of {who} is pending: it is blocked in C code{where}; the exception"
+            f" is raised when that call returns{again}"
+        )
+    if result.outcome == "force_deferred":
+        return f"forced stop of {who} is deferred until it leaves its critical section{again}"
+    if result.outcome == "force_delivered":
+        return (
+            f"forced stop of {who} was delivered, but the thread has not exited"
+            f" (still unwinding, or it caught the exception){again}"
+        )
     if result.outcome == "still_running":
         return (
             f"{who} is still running after {result.waited_seconds:.2f} s; the stop request"
             f" stands{again}{_not_cooperative_hint(t)}"
         )
     return f"stop requested for {who}{again}{_not_cooperative_hint(t)}"
+
+
+def _frame_text(frame: Frame) -> str:
+    line = frame.line or "?"
+    return f"{frame.function} ({frame.filename}:{line})"
 
 
 def _not_cooperative_hint(thread: ThreadInfo) -> str:
@@ -99,12 +118,35 @@ def _flags(thread: ThreadInfo) -> str:
     return ",".join(flags)
 
 
+def _stop_cell(thread: ThreadInfo) -> str:
+    cell = "-" if thread.stop_state == "none" else thread.stop_state.replace("_", "-")
+    return f"{cell}+crit" if thread.in_critical_section else cell
+
+
 def _stop_text(thread: ThreadInfo) -> str:
     if thread.stop_state == "none":
-        return "not requested"
-    when = time.strftime("%H:%M:%S", time.localtime(thread.stop_requested_at))
-    reason = f" ({thread.stop_reason})" if thread.stop_reason else ""
-    return f"{thread.stop_state} at {when}{reason}"
+        text = "not requested"
+    else:
+        reason = f" ({thread.stop_reason})" if thread.stop_reason else ""
+        text = f"requested at {_clock(thread.stop_requested_at)}{reason}"
+    if thread.forced_at:
+        text += f"; forced at {_clock(thread.forced_at)}"
+        if thread.force_delivered_at:
+            text += f", delivered at {_clock(thread.force_delivered_at)}"
+        elif thread.stop_state == "force_deferred":
+            text += ", deferred until its critical section ends"
+        elif thread.blocked_in:
+            text += f", pending: blocked in {_frame_text(thread.blocked_in)}"
+    if thread.in_critical_section:
+        text += "; in a critical section"
+    return text
+
+
+def _clock(timestamp: float) -> str:
+    return (
+        time.strftime("%H:%M:%S", time.localtime(timestamp))
+        + f".{int(timestamp * 1000) % 1000:03d}"
+    )
 
 
 def _clip(text: str, width: int) -> str:

@@ -6,8 +6,10 @@ Exit codes (stable, for scripts):
     2  usage error (bad arguments, or a request the server called malformed)
     3  target not found or unreachable
     4  no such thread
-    5  refused (protected thread, the id now names another thread, unsupported)
-    6  still running when --wait ran out (the stop request stands)
+    5  refused (protected thread, the id now names another thread, forced
+       stops disabled or impossible for that thread)
+    6  not exited when --wait ran out (the stop request stands; with --force:
+       the exception is pending, deferred, or was caught)
     7  not allowed (not authenticated, or no permission to stop)
 """
 
@@ -101,20 +103,24 @@ def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
-    """Ask one thread to stop (cooperatively), optionally waiting for it to exit."""
+    """Stop one thread: cooperatively, or with --force / --grace by raising an exception in it."""
     seen = _resolve(client, args.tid)
     result = client.stop_thread(
         ident=seen.ident,
         expected_identity=seen.identity,
         reason=args.reason,
         wait=args.wait,
+        force=args.force or args.grace > 0,
+        grace=args.grace,
         allow_main_thread=args.allow_main,
     )
     if args.json:
         _print_json(result.to_json())
     else:
         print(_render.stop_summary(result))
-    return Exit.STILL_RUNNING if result.outcome == "still_running" else Exit.OK
+    if args.wait > 0 and result.outcome != "exited":
+        return Exit.STILL_RUNNING
+    return Exit.OK
 
 
 def _resolve(client: Client, tid: int) -> ThreadInfo:
@@ -213,6 +219,18 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait up to SECONDS for the thread to exit (exit code 6 if it did not)",
+    )
+    stop.add_argument(
+        "--force",
+        action="store_true",
+        help="raise threadctl.ForcedStop in the thread (unwinds it through finally/with)",
+    )
+    stop.add_argument(
+        "--grace",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="stop cooperatively, and force only if still alive after SECONDS (implies --force)",
     )
     stop.add_argument("--reason", default="", help="why (recorded in the audit log)")
     stop.add_argument("--allow-main", action="store_true", help="allow stopping the main thread")

@@ -7,6 +7,7 @@ stop is noticed. Client side: `threadctl.client` and the `threadctl` CLI.
 
 from threadctl._control import StopOutcome, StopResult, get_thread, stop
 from threadctl._flag import check_stop, sleep, stop_requested
+from threadctl._force import CriticalSection, ForcedStop, critical
 from threadctl._install import ControlServer, install
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._version import __version__
@@ -27,6 +28,8 @@ list_threads = snapshot_all
 __all__ = [
     "AlreadyInstalled",
     "ControlServer",
+    "CriticalSection",
+    "ForcedStop",
     "IdentityMismatch",
     "InvalidArgument",
     "ProtectedThread",
@@ -40,6 +43,7 @@ __all__ = [
     "UnsafeRuntimeDirectory",
     "__version__",
     "check_stop",
+    "critical",
     "get_thread",
     "install",
     "list_threads",

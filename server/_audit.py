@@ -9,6 +9,7 @@ its `extra` for structured handlers, and a key=value message for plain ones.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,12 +23,12 @@ def _emit(fields: dict[str, object]) -> None:
     logger.info("threadctl %s", message, extra={"threadctl_audit": fields})
 
 
-def stop_done(*, caller: str, result: StopResult, reason: str) -> None:
+def stop_done(*, caller: str, mode: str, result: StopResult, reason: str) -> None:
     thread = result.thread
     _emit(
         {
             "action": "stop",
-            "mode": "cooperative",
+            "mode": mode,
             "caller": caller,
             "ident": thread.ident,
             "native_id": thread.native_id,
@@ -36,22 +37,42 @@ def stop_done(*, caller: str, result: StopResult, reason: str) -> None:
             "reason": reason,
             "outcome": result.outcome.value,
             "already_requested": result.already_requested,
+            "forced": result.forced,
         }
     )
 
 
 def stop_refused(
-    *, caller: str, ident: int | None, native_id: int | None, reason: str, error: Exception
+    *,
+    caller: str,
+    ident: int | None,
+    native_id: int | None,
+    mode: str,
+    reason: str,
+    error: Exception,
 ) -> None:
     _emit(
         {
             "action": "stop",
-            "mode": "cooperative",
+            "mode": mode,
             "caller": caller,
             "ident": ident,
             "native_id": native_id,
             "reason": reason,
             "outcome": "refused",
             "error": str(error),
+        }
+    )
+
+
+def thread_ended(thread: threading.Thread | None, *, forced: bool) -> None:
+    """A thread died of a stop exception (recorded instead of a traceback)."""
+    _emit(
+        {
+            "action": "thread_ended",
+            "by": "forced stop" if forced else "stop exception",
+            "ident": getattr(thread, "ident", None),
+            "native_id": getattr(thread, "native_id", None),
+            "name": getattr(thread, "name", None),
         }
     )

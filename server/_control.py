@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from threadctl import _audit
-from threadctl._registry import registry
+from threadctl import _audit, _force
+from threadctl._registry import ForceState, ThreadState, registry
 from threadctl._snapshot import (
     ThreadSnapshot,
     is_alive,
@@ -31,14 +31,26 @@ MAX_WAIT_SECONDS = 3600.0
 # How often a wait re-checks whether its caller went away; the thread's exit
 # itself wakes the wait at once.
 _ABANDON_CHECK_INTERVAL = 0.05
+# How long a forced stop without --wait waits for the exception to be raised.
+_DELIVERY_WINDOW = 0.1
 
 
 class StopOutcome(enum.Enum):
     """What a stop achieved."""
 
-    REQUESTED = "requested"
+    REQUESTED = "requested"  # flag set, no wait asked for
     EXITED = "exited"
-    STILL_RUNNING = "still_running"
+    STILL_RUNNING = "still_running"  # cooperative wait ran out
+    FORCE_PENDING = "force_pending"  # exception queued; thread blocked in C
+    FORCE_DEFERRED = "force_deferred"  # thread in a critical section
+    FORCE_DELIVERED = "force_delivered"  # raised, thread not exited (yet)
+
+
+_FORCE_OUTCOME = {
+    ForceState.PENDING: StopOutcome.FORCE_PENDING,
+    ForceState.DEFERRED: StopOutcome.FORCE_DEFERRED,
+    ForceState.DELIVERED: StopOutcome.FORCE_DELIVERED,
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,7 @@ class StopResult:
     thread: ThreadSnapshot
     already_requested: bool
     waited_seconds: float
+    forced: bool = False
 
 
 def find_thread(ident: int | None = None, native_id: int | None = None) -> threading.Thread:
@@ -87,11 +100,18 @@ def stop(
     expected_identity: str = "",
     reason: str = "",
     wait: float = 0.0,
+    force: bool = False,
+    grace: float = 0.0,
     allow_main_thread: bool = False,
     caller: str = "in-process",
     abandoned: Callable[[], bool] = lambda: False,
 ) -> StopResult:
-    """Request a cooperative stop of one thread and optionally wait for it to exit.
+    """Stop one thread: cooperatively, or by force, and optionally wait for it to exit.
+
+    A cooperative stop sets the thread's stop flag. A forced stop also raises
+    threadctl.ForcedStop inside the thread: at once if it runs Python code,
+    when it returns from C code if it is blocked there (outcome
+    FORCE_PENDING), or when it leaves its critical section (FORCE_DEFERRED).
 
     Args:
         ident: threading ident of the thread (or give `native_id`).
@@ -99,16 +119,21 @@ def stop(
         expected_identity: if not empty, stop only if the thread still has this
             identity (ThreadSnapshot.identity); guards against reused ids.
         reason: why, for the audit log and listings (at most 1024 characters).
-        wait: seconds to wait for the thread to exit (0 to 3600).
+        wait: seconds to wait for the thread to exit (0 to 3600), after the
+            grace period.
+        force: raise ForcedStop in the thread. Never implied.
+        grace: with `force`, stop cooperatively first and force only if the
+            thread is still alive after this many seconds (0 to 3600).
         allow_main_thread: the main thread is refused unless this is True.
         caller: who asks, for the audit record.
-        abandoned: polled during the wait; True ends the wait early (the
-            caller went away or the server is closing). The stop still stands.
+        abandoned: polled during waits; True ends them early (the caller went
+            away or the server is closing). The stop itself still stands.
 
     Raises:
         InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
     """
-    _validate(reason, wait)
+    _validate(reason, wait, grace, force)
+    mode = "force" if force else "cooperative"
     try:
         thread = find_thread(ident, native_id)
         state = registry.state_of(thread)
@@ -123,33 +148,51 @@ def stop(
             raise ProtectedThread(
                 "the main thread is protected; set allow_main_thread to stop it (CLI: --allow-main)"
             )
+        already = registry.request_stop(state, reason)
+        started = time.monotonic()
+        forced = False
+        exited = grace > 0 and _wait_for_exit(thread, grace, abandoned)
+        if force and not exited and not abandoned():
+            forced = _force.force(thread, state)
+            if wait == 0:
+                # Give a busy thread a moment to take the exception, so the
+                # answer can tell "delivered" from "pending".
+                state.delivered.wait(_DELIVERY_WINDOW)
+        if not exited and wait > 0:
+            exited = _wait_for_exit(thread, wait, abandoned)
     except (ThreadNotFound, IdentityMismatch, ProtectedThread) as refusal:
         _audit.stop_refused(
-            caller=caller, ident=ident, native_id=native_id, reason=reason, error=refusal
+            caller=caller, ident=ident, native_id=native_id, mode=mode, reason=reason, error=refusal
         )
         raise
-    already = registry.request_stop(state, reason)
-    started = time.monotonic()
-    exited = _wait_for_exit(thread, wait, abandoned) if wait > 0 else False
     waited = time.monotonic() - started
-    if exited:
-        outcome = StopOutcome.EXITED
-    else:
-        outcome = StopOutcome.STILL_RUNNING if wait > 0 else StopOutcome.REQUESTED
-    result = StopResult(outcome, snapshot(thread), already, waited)
-    _audit.stop_done(caller=caller, result=result, reason=reason)
+    result = StopResult(
+        _outcome(exited, state, force, wait), snapshot(thread), already, waited, forced
+    )
+    _audit.stop_done(caller=caller, mode=mode, result=result, reason=reason)
     return result
 
 
-def _validate(reason: str, wait: float) -> None:
+def _outcome(exited: bool, state: ThreadState, force: bool, wait: float) -> StopOutcome:
+    if exited:
+        return StopOutcome.EXITED
+    if force or state.force is not ForceState.NONE:
+        return _FORCE_OUTCOME.get(state.force, StopOutcome.STILL_RUNNING)
+    return StopOutcome.STILL_RUNNING if wait > 0 else StopOutcome.REQUESTED
+
+
+def _validate(reason: str, wait: float, grace: float, force: bool) -> None:
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidArgument(f"reason is {len(reason)} characters; at most {MAX_REASON_LENGTH}")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason):
         raise InvalidArgument("reason must not contain control characters")
-    if not math.isfinite(wait) or not 0 <= wait <= MAX_WAIT_SECONDS:
-        raise InvalidArgument(
-            f"wait must be between 0 and {MAX_WAIT_SECONDS:g} seconds, not {wait}"
-        )
+    for name, seconds in (("wait", wait), ("grace", grace)):
+        if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT_SECONDS:
+            raise InvalidArgument(
+                f"{name} must be between 0 and {MAX_WAIT_SECONDS:g} seconds, not {seconds}"
+            )
+    if grace > 0 and not force:
+        raise InvalidArgument("a grace period only applies to a forced stop")
 
 
 def _wait_for_exit(thread: threading.Thread, timeout: float, abandoned: Callable[[], bool]) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from threadctl._force import install_quiet_excepthook
 from threadctl._registry import registry
 from threadctl.errors import ThreadStopped
 
@@ -25,6 +26,7 @@ def check_stop() -> None:
     `with` blocks) to testing a flag at every level.
     """
     if registry.current().stop_event.is_set():
+        install_quiet_excepthook()
         raise ThreadStopped("stop requested")
 
 

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import grpc
 
-from threadctl import _paths
+from threadctl import _force, _paths
 from threadctl._executor import DaemonThreadPool
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
@@ -45,7 +45,7 @@ _installed: ControlServer | None = None
 class ControlServer:
     """A running control server. Close it with close() or use it as a context manager."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, *, allow_forced_stops: bool = True) -> None:
         self.socket_path = socket_path
         self.address = f"unix:{socket_path}"
         self.pid = os.getpid()
@@ -69,7 +69,8 @@ class ControlServer:
             threadctl_version=__version__,
         )
         pb_grpc.add_ThreadControlServicer_to_server(
-            ThreadControlServicer(process, self._closing), self._server
+            ThreadControlServicer(process, self._closing, allow_forced_stops=allow_forced_stops),
+            self._server,
         )
 
     def _start(self) -> None:
@@ -120,7 +121,10 @@ class ControlServer:
 
 
 def install(
-    *, socket_path: str | os.PathLike[str] | None = None, exist_ok: bool = False
+    *,
+    socket_path: str | os.PathLike[str] | None = None,
+    exist_ok: bool = False,
+    allow_forced_stops: bool = True,
 ) -> ControlServer:
     """Start the control server in this process.
 
@@ -131,6 +135,8 @@ def install(
             exist; keep it private, since whoever can connect can stop threads.
         exist_ok: if a server is already running in this process, return it
             instead of raising AlreadyInstalled.
+        allow_forced_stops: False refuses every forced stop request
+            (FAILED_PRECONDITION), leaving only cooperative stops.
 
     Returns:
         The running server: `.address`, `.socket_path`, `.close()`.
@@ -152,8 +158,9 @@ def install(
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
-        server = ControlServer(path)
+        server = ControlServer(path, allow_forced_stops=allow_forced_stops)
         server._start()
+        _force.install_quiet_excepthook()
         _installed = server
     logger.debug("threadctl control server listening on %s", server.address)
     return server

@@ -12,12 +12,22 @@ Thread-side code reaches its own state through a thread-local cache, so
 
 from __future__ import annotations
 
+import enum
 import os
 import secrets
 import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+
+
+class ForceState(enum.Enum):
+    """Where a forced stop of a thread stands."""
+
+    NONE = "none"
+    DEFERRED = "deferred"  # waits for the thread to leave its critical section
+    PENDING = "pending"  # exception queued, not raised yet (thread blocked in C)
+    DELIVERED = "delivered"  # exception raised in the thread
 
 
 @dataclass(eq=False)
@@ -31,6 +41,16 @@ class ThreadState:
     protected: bool = False
     stop_reason: str = ""
     stop_requested_at: float = 0.0
+    # Forced stops. `lock` orders the injector against the thread entering and
+    # leaving critical sections; `critical_marks` holds one marker per open
+    # threadctl.critical() block (appending is one C call, so a forced stop
+    # arriving mid-way can never leave the count half-updated).
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    critical_marks: list[object] = field(default_factory=list)
+    force: ForceState = ForceState.NONE
+    forced_at: float = 0.0
+    force_delivered_at: float = 0.0
+    delivered: threading.Event = field(default_factory=threading.Event)
 
     @property
     def stop_is_requested(self) -> bool:
@@ -70,6 +90,16 @@ class Registry:
                     self._prune_locked()
                 self._states[ident] = state
             return state
+
+    def peek_current(self) -> ThreadState | None:
+        """The calling thread's state if it has one; takes no lock.
+
+        Safe to call while a stop exception is being raised in this thread,
+        which may happen while it holds the registry lock.
+        """
+        thread = threading.current_thread()
+        state = self._states.get(threading.get_ident())
+        return state if state is not None and state.thread_ref() is thread else None
 
     def current(self) -> ThreadState:
         """The calling thread's state; marks the thread as cooperative."""

@@ -14,7 +14,9 @@ from typing import NoReturn
 import grpc
 
 from threadctl import _control
+from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
+from threadctl._stacks import FrameInfo
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -30,6 +32,14 @@ _OUTCOME = {
     _control.StopOutcome.REQUESTED: pb.STOP_OUTCOME_REQUESTED,
     _control.StopOutcome.EXITED: pb.STOP_OUTCOME_EXITED,
     _control.StopOutcome.STILL_RUNNING: pb.STOP_OUTCOME_STILL_RUNNING,
+    _control.StopOutcome.FORCE_PENDING: pb.STOP_OUTCOME_FORCE_PENDING,
+    _control.StopOutcome.FORCE_DEFERRED: pb.STOP_OUTCOME_FORCE_DEFERRED,
+    _control.StopOutcome.FORCE_DELIVERED: pb.STOP_OUTCOME_FORCE_DELIVERED,
+}
+_FORCE_STATE = {
+    ForceState.DEFERRED: pb.STOP_STATE_FORCE_DEFERRED,
+    ForceState.PENDING: pb.STOP_STATE_FORCE_PENDING,
+    ForceState.DELIVERED: pb.STOP_STATE_FORCE_DELIVERED,
 }
 # Answer a --wait shortly before the caller's deadline rather than after it.
 _DEADLINE_MARGIN = 0.1
@@ -38,9 +48,12 @@ _DEADLINE_MARGIN = 0.1
 class ThreadControlServicer(pb_grpc.ThreadControlServicer):
     """Serves threadctl.v1.ThreadControl for the process it runs in."""
 
-    def __init__(self, process: pb.ProcessInfo, closing: threading.Event) -> None:
+    def __init__(
+        self, process: pb.ProcessInfo, closing: threading.Event, *, allow_forced_stops: bool
+    ) -> None:
         self._process = process
         self._closing = closing
+        self._allow_forced_stops = allow_forced_stops
 
     def ListThreads(  # noqa: N802 - gRPC method name
         self, request: pb.ListThreadsRequest, context: grpc.ServicerContext
@@ -67,9 +80,12 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         ident, native_id = _selected(request.thread, context)
         if request.mode not in pb.StopMode.values():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
-        if request.mode == pb.STOP_MODE_FORCE:
+        force = request.mode == pb.STOP_MODE_FORCE
+        if force and not self._allow_forced_stops:
             context.abort(
-                grpc.StatusCode.UNIMPLEMENTED, "forced stop is not available in this version"
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "forced stops are disabled in this process (install(allow_forced_stops=False));"
+                " nothing was stopped",
             )
         if request.expected_identity and not _IDENTITY_PATTERN.fullmatch(request.expected_identity):
             context.abort(
@@ -84,6 +100,8 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 expected_identity=request.expected_identity,
                 reason=request.reason,
                 wait=request.wait_seconds,
+                force=force,
+                grace=request.grace_seconds,
                 allow_main_thread=request.allow_main_thread,
                 caller=context.peer(),
                 abandoned=lambda: self._caller_gone(context),
@@ -95,6 +113,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
             thread=to_proto(result.thread),
             already_requested=result.already_requested,
             waited_seconds=result.waited_seconds,
+            forced=result.forced,
         )
 
     def _caller_gone(self, context: grpc.ServicerContext) -> bool:
@@ -139,16 +158,28 @@ def to_proto(thread: ThreadSnapshot) -> pb.ThreadRecord:
         main=thread.main,
         protected=thread.protected,
         cooperative=thread.cooperative,
-        stop_state=pb.STOP_STATE_REQUESTED if thread.stop_requested else pb.STOP_STATE_NONE,
+        stop_state=_stop_state(thread),
         stop_reason=thread.stop_reason,
         stop_requested_at=thread.stop_requested_at,
+        in_critical_section=thread.in_critical_section,
+        forced_at=thread.forced_at,
+        force_delivered_at=thread.force_delivered_at,
     )
+    if thread.blocked_in is not None:
+        record.blocked_in.CopyFrom(_frame(thread.blocked_in))
     if thread.cpu_seconds is not None:
         record.cpu_seconds = thread.cpu_seconds
     if thread.stack is not None:
-        record.stack.extend(
-            pb.Frame(filename=f.filename, line=f.line, function=f.function)
-            for f in thread.stack.frames
-        )
+        record.stack.extend(_frame(f) for f in thread.stack.frames)
         record.stack_truncated = thread.stack.truncated
     return record
+
+
+def _frame(frame: FrameInfo) -> pb.Frame:
+    return pb.Frame(filename=frame.filename, line=frame.line, function=frame.function)
+
+
+def _stop_state(thread: ThreadSnapshot) -> pb.StopState.ValueType:
+    if thread.force is not ForceState.NONE:
+        return _FORCE_STATE[thread.force]
+    return pb.STOP_STATE_REQUESTED if thread.stop_requested else pb.STOP_STATE_NONE

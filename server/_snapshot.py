@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass
 
 from threadctl._cpu import thread_cpu_seconds
-from threadctl._registry import registry
-from threadctl._stacks import Stack, capture_stacks
+from threadctl._registry import ForceState, registry
+from threadctl._stacks import FrameInfo, Stack, capture_stacks
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,11 @@ class ThreadSnapshot:
     stop_requested_at: float
     cpu_seconds: float | None
     stack: Stack | None
+    in_critical_section: bool
+    force: ForceState
+    forced_at: float
+    force_delivered_at: float
+    blocked_in: FrameInfo | None  # innermost frame while a forced stop is pending
 
 
 def is_alive(thread: threading.Thread) -> bool:
@@ -50,10 +55,23 @@ def live_threads() -> dict[int, threading.Thread]:
     return {t.ident: t for t in threading.enumerate() if t.ident is not None and is_alive(t)}
 
 
-def snapshot(thread: threading.Thread, stack: Stack | None = None) -> ThreadSnapshot:
-    """Describe one live thread (assigning it an identity on first sight)."""
+def snapshot(
+    thread: threading.Thread, stack: Stack | None = None, with_stack: bool = False
+) -> ThreadSnapshot:
+    """Describe one live thread (assigning it an identity on first sight).
+
+    Args:
+        stack: the thread's stack if already captured.
+        with_stack: report the stack (None: leave it out of the record).
+    """
     state = registry.state_of(thread)
     native_id = thread.native_id or 0
+    force = state.force
+    if stack is None and force is ForceState.PENDING:
+        stack = capture_stacks([thread.ident or 0]).get(thread.ident or 0)
+    blocked_in = (
+        stack.frames[-1] if force is ForceState.PENDING and stack and stack.frames else None
+    )
     return ThreadSnapshot(
         ident=thread.ident or 0,
         native_id=native_id,
@@ -67,7 +85,12 @@ def snapshot(thread: threading.Thread, stack: Stack | None = None) -> ThreadSnap
         stop_reason=state.stop_reason,
         stop_requested_at=state.stop_requested_at,
         cpu_seconds=thread_cpu_seconds(native_id),
-        stack=stack,
+        stack=(stack or Stack((), False)) if with_stack else None,
+        in_critical_section=bool(state.critical_marks),
+        force=force,
+        forced_at=state.forced_at,
+        force_delivered_at=state.force_delivered_at,
+        blocked_in=blocked_in,
     )
 
 
@@ -75,14 +98,10 @@ def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
     """Describe every live thread, with stacks if asked."""
     threads = live_threads()
     stacks = capture_stacks(threads) if include_stacks else {}
-    return [
-        snapshot(t, stacks.get(ident, Stack((), False)) if include_stacks else None)
-        for ident, t in threads.items()
-    ]
+    return [snapshot(t, stacks.get(ident), include_stacks) for ident, t in threads.items()]
 
 
 def snapshot_with_stack(thread: threading.Thread) -> ThreadSnapshot:
     """Describe one thread, with its stack."""
     ident = thread.ident or 0
-    stack = capture_stacks([ident]).get(ident, Stack((), False))
-    return snapshot(thread, stack)
+    return snapshot(thread, capture_stacks([ident]).get(ident), with_stack=True)

@@ -83,17 +83,6 @@ def test_identity_mismatch_stops_nothing(stub: pb_grpc.ThreadControlStub, worker
     assert stub.StopThread(right, timeout=20).outcome == pb.STOP_OUTCOME_EXITED
 
 
-def test_forced_mode_is_unimplemented_and_stops_nothing(
-    stub: pb_grpc.ThreadControlStub, workers: Host
-) -> None:
-    request = pb.StopThreadRequest(
-        thread=pb.ThreadSelector(native_id=workers.tid("coop-1")), mode=pb.STOP_MODE_FORCE
-    )
-
-    assert _code(stub.StopThread, request) == grpc.StatusCode.UNIMPLEMENTED
-    assert _stop_state(stub, "coop-1") == pb.STOP_STATE_NONE
-
-
 def test_unspecified_mode_means_cooperative(stub: pb_grpc.ThreadControlStub, workers: Host) -> None:
     request = pb.StopThreadRequest(
         thread=pb.ThreadSelector(native_id=workers.tid("coop-2")), wait_seconds=10

@@ -211,3 +211,48 @@ def test_threads_started_outside_threading_can_be_stopped(server: threadctl.Cont
     assert result.outcome is threadctl.StopOutcome.EXITED
     assert woke == [True]
     assert dummy.ident not in {t.ident for t in threadctl.list_threads()}
+
+
+def test_forced_stops_can_be_disabled_by_the_host(runtime: Path) -> None:
+    import threading
+
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, name="victim")
+    worker.start()
+    try:
+        with threadctl.install(allow_forced_stops=False) as server:
+            with grpc.insecure_channel(server.address) as channel:
+                stub = pb_grpc.ThreadControlStub(channel)
+                request = pb.StopThreadRequest(
+                    thread=pb.ThreadSelector(ident=worker.ident), mode=pb.STOP_MODE_FORCE
+                )
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.StopThread(request, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "disabled" in refused.value.details()
+            victim = next(t for t in threadctl.list_threads() if t.ident == worker.ident)
+            assert not victim.stop_requested
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_threads_started_outside_threading_are_not_forced(server: threadctl.ControlServer) -> None:
+    import _thread
+    import threading
+
+    registered, release = threading.Event(), threading.Event()
+
+    def raw_worker() -> None:
+        threading.current_thread()  # gives it a (dummy) thread object
+        registered.set()
+        release.wait()
+
+    _thread.start_new_thread(raw_worker, ())
+    assert registered.wait(20)
+    try:
+        dummy = next(t for t in threadctl.list_threads() if t.name.startswith("Dummy"))
+        with pytest.raises(threadctl.ProtectedThread, match="not started by `threading`"):
+            threadctl.stop(dummy.ident, force=True)
+    finally:
+        release.set()

@@ -8,6 +8,8 @@ import json
 import sys
 import threading
 
+from _hostkit import say
+
 import threadctl
 
 done = threading.Event()
@@ -48,7 +50,7 @@ threads = [threading.Thread(target=churn, name="churner")]
 threads += [threading.Thread(target=busy, name=f"busy-{i}") for i in range(2)]
 for thread in threads:
     thread.start()
-print("READY " + json.dumps({"socket": str(server.socket_path)}), flush=True)
+say("READY " + json.dumps({"socket": str(server.socket_path)}))
 sys.stdin.read()
 done.set()
 for thread in threads:

@@ -8,10 +8,12 @@ import json
 import sys
 import threading
 
+from _hostkit import say
+
 stop = threading.Event()
 worker = threading.Thread(target=stop.wait, name="plain-worker")
 worker.start()
-print("READY " + json.dumps({"argv": sys.argv, "main_module": __name__}), flush=True)
+say("READY " + json.dumps({"argv": sys.argv, "main_module": __name__}))
 sys.stdin.read()
 stop.set()
 worker.join()

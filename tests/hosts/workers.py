@@ -9,6 +9,8 @@ import json
 import sys
 import threading
 
+from _hostkit import say
+
 import threadctl
 
 release = threading.Event()
@@ -20,7 +22,7 @@ def cooperative() -> None:
     registered[threading.current_thread().name].set()
     while not threadctl.sleep(60):
         pass
-    print(f"EXITED {threading.current_thread().name}", flush=True)
+    say(f"EXITED {threading.current_thread().name}")
 
 
 def stubborn() -> None:
@@ -41,13 +43,13 @@ threads = {
     t.name: {"ident": t.ident, "native_id": t.native_id}
     for t in [*started, threading.main_thread()]
 }
-print("READY " + json.dumps({"socket": str(server.socket_path), "threads": threads}), flush=True)
+say("READY " + json.dumps({"socket": str(server.socket_path), "threads": threads}))
 
 for line in sys.stdin:
     command = line.strip()
     if command == "close":
         server.close()
-        print("CLOSED", flush=True)
+        say("CLOSED")
 release.set()
 for thread in started:
     if thread.name.startswith("coop") and thread.is_alive():
