@@ -5,12 +5,15 @@ uses `stop_requested()`, `sleep()` and `check_stop()` so that a cooperative
 stop is noticed. Client side: `threadctl.client` and the `threadctl` CLI.
 """
 
+from threadctl._consume import consume
 from threadctl._control import StopOutcome, StopResult, get_thread, stop
-from threadctl._flag import check_stop, sleep, stop_requested
+from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
 from threadctl._force import CriticalSection, ForcedStop, critical
+from threadctl._hooks import StopHook, on_stop
 from threadctl._install import ControlServer, install
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._version import __version__
+from threadctl._waits import STOPPED, get, wait, wait_for
 from threadctl.errors import (
     AlreadyInstalled,
     IdentityMismatch,
@@ -26,6 +29,7 @@ from threadctl.errors import (
 list_threads = snapshot_all
 
 __all__ = [
+    "STOPPED",
     "AlreadyInstalled",
     "ControlServer",
     "CriticalSection",
@@ -34,6 +38,7 @@ __all__ = [
     "InvalidArgument",
     "ProtectedThread",
     "SocketInUse",
+    "StopHook",
     "StopOutcome",
     "StopResult",
     "ThreadNotFound",
@@ -43,11 +48,17 @@ __all__ = [
     "UnsafeRuntimeDirectory",
     "__version__",
     "check_stop",
+    "clear_stop",
+    "consume",
     "critical",
+    "get",
     "get_thread",
     "install",
     "list_threads",
+    "on_stop",
     "sleep",
     "stop",
     "stop_requested",
+    "wait",
+    "wait_for",
 ]

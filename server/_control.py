@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _force
+from threadctl._hooks import run_stop_hooks
 from threadctl._registry import ForceState, ThreadState, registry
 from threadctl._snapshot import (
     ThreadSnapshot,
@@ -148,16 +149,22 @@ def stop(
             raise ProtectedThread(
                 "the main thread is protected; set allow_main_thread to stop it (CLI: --allow-main)"
             )
-        already = registry.request_stop(state, reason)
         started = time.monotonic()
-        forced = False
-        exited = grace > 0 and _wait_for_exit(thread, grace, abandoned)
-        if force and not exited and not abandoned():
-            forced = _force.force(thread, state)
-            if wait == 0:
-                # Give a busy thread a moment to take the exception, so the
-                # answer can tell "delivered" from "pending".
-                state.delivered.wait(_DELIVERY_WINDOW)
+        forced = exited = False
+        if force and grace == 0:
+            # Exception first, flag second: the exception lands where the
+            # thread is now, instead of letting it run on to a stop check.
+            forced, exited = _force_now(thread, state)
+        already = registry.request_stop(state, reason)
+        run_stop_hooks(state)  # wakes stop-aware waits, so a queued exception is raised
+        if force and grace > 0:
+            exited = _wait_for_exit(thread, grace, abandoned)
+            if not exited and not abandoned():
+                forced, exited = _force_now(thread, state)
+        if forced and wait == 0:
+            # Give a busy thread a moment to take the exception, so the answer
+            # can tell "delivered" from "pending".
+            state.delivered.wait(_DELIVERY_WINDOW)
         if not exited and wait > 0:
             exited = _wait_for_exit(thread, wait, abandoned)
     except (ThreadNotFound, IdentityMismatch, ProtectedThread) as refusal:
@@ -171,6 +178,14 @@ def stop(
     )
     _audit.stop_done(caller=caller, mode=mode, result=result, reason=reason)
     return result
+
+
+def _force_now(thread: threading.Thread, state: ThreadState) -> tuple[bool, bool]:
+    """Force a stop; returns (forced by this call, thread already gone)."""
+    try:
+        return _force.force(thread, state), False
+    except ThreadNotFound:
+        return False, True  # it ended (cooperatively) just before
 
 
 def _outcome(exited: bool, state: ThreadState, force: bool, wait: float) -> StopOutcome:

@@ -49,3 +49,14 @@ def sleep(seconds: float) -> bool:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"sleep length must be a finite number >= 0, not {seconds!r}")
     return registry.current().stop_event.wait(seconds)
+
+
+def clear_stop() -> None:
+    """Forget a stop request for the calling thread, after handling it.
+
+    For long-lived worker threads that handle a stop of their current task and
+    then take new work (a ThreadPoolExecutor worker whose task was stopped):
+    without this, its stop flag stays set and every later stop-aware wait on
+    it returns at once.
+    """
+    registry.clear_stop(registry.current())

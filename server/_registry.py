@@ -18,6 +18,7 @@ import secrets
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -51,6 +52,11 @@ class ThreadState:
     forced_at: float = 0.0
     force_delivered_at: float = 0.0
     delivered: threading.Event = field(default_factory=threading.Event)
+    # Callbacks run when a stop is requested: `hooks` are the application's
+    # (threadctl.on_stop, run once), `wakers` wake the thread's current
+    # stop-aware wait (threadctl.wait, get, wait_for).
+    hooks: list[Callable[[], object]] = field(default_factory=list)
+    wakers: list[Callable[[], object]] = field(default_factory=list)
 
     @property
     def stop_is_requested(self) -> bool:
@@ -126,6 +132,16 @@ class Registry:
                 state.stop_requested_at = time.time()
                 state.stop_event.set()
         return already
+
+    def clear_stop(self, state: ThreadState) -> None:
+        """Forget a handled stop, so the thread can take new work."""
+        with self._lock, state.lock:
+            state.stop_event.clear()
+            state.stop_reason = ""
+            state.stop_requested_at = 0.0
+            state.force = ForceState.NONE
+            state.forced_at = state.force_delivered_at = 0.0
+            state.delivered.clear()
 
     def _prune_locked(self) -> None:
         live = {t.ident for t in threading.enumerate()}

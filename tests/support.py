@@ -63,7 +63,11 @@ class Host:
         ]
         for pump in self._pumps:
             pump.start()
-        self.ready: dict[str, Any] = json.loads(self.expect("READY ")[len("READY ") :])
+        try:
+            self.ready: dict[str, Any] = json.loads(self.expect("READY ")[len("READY ") :])
+        except BaseException:
+            self.stop()
+            raise
 
     @staticmethod
     def _pump(stream: Any, sink: Callable[[str], None]) -> None:

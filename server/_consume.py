@@ -1,0 +1,77 @@
+"""A queue consumer that never loses an item when its thread is stopped.
+
+The danger it removes: a consumer forced to stop right after `Queue.get()`
+returned loses the item it took. Here, taking an item and recording it as in
+flight happen in one critical section (a forced stop cannot fall between
+them), and whatever stops the thread while an item is in flight (a forced
+stop in the handler, or ThreadStopped from check_stop()) puts the item back
+on the queue, or hands it to the caller's dead-letter callback, before the
+thread unwinds. Delivery is therefore at least once: an item whose handler
+was interrupted is handled again, maybe by another consumer.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from typing import TypeVar
+
+from threadctl._force import critical
+from threadctl._waits import STOPPED, get
+
+T = TypeVar("T")
+
+_NOTHING = object()
+
+
+def consume(
+    q: queue.Queue[T],
+    handler: Callable[[T], object],
+    *,
+    dead_letter: Callable[[T, BaseException], object] | None = None,
+) -> int:
+    """Take items from `q` and call `handler(item)` until a stop is requested.
+
+    A cooperative stop ends the loop between items (the item in the handler
+    is finished first). A stop that interrupts the handler (a forced stop, or
+    ThreadStopped raised by the handler) returns the item to the queue with
+    `q.put(item)` (at the back: order is not kept), or passes it to
+    `dead_letter(item, exception)` if given, then lets the exception unwind
+    the thread. Items are marked `task_done()` once handled or handed back,
+    so `q.join()` stays balanced. Exceptions of the handler other than stops
+    propagate as they are, after the item was handed back the same way.
+
+    Returns:
+        How many items were handled, when the loop ends by a cooperative stop.
+    """
+    handled = 0
+    item: object = _NOTHING
+    try:
+        while True:
+            with critical():
+                item = get(q)
+            if item is STOPPED:
+                return handled
+            handler(item)  # type: ignore[arg-type]
+            with critical():
+                item = _NOTHING
+                q.task_done()
+                handled += 1
+    except BaseException as error:
+        with critical():
+            if item is not _NOTHING and item is not STOPPED:
+                _hand_back(q, item, error, dead_letter)  # type: ignore[arg-type]
+        raise
+
+
+def _hand_back(
+    q: queue.Queue[T],
+    item: T,
+    error: BaseException,
+    dead_letter: Callable[[T, BaseException], object] | None,
+) -> None:
+    if dead_letter is None:
+        q.put(item)
+    else:
+        dead_letter(item, error)
+    q.task_done()
