@@ -7,7 +7,7 @@ tooling) never handle raw gRPC errors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +24,7 @@ from threadctl.client._errors import (
     TargetUnavailable,
     ThreadNotFound,
 )
-from threadctl.client._models import ProcessInfo, StopResult, ThreadInfo, ThreadList
+from threadctl.client._models import ProcessInfo, StopResult, ThreadInfo, ThreadList, WatchSample
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -106,6 +106,23 @@ class Client:
         # The deadline covers the grace and the wait plus the normal call time.
         timeout = self.timeout + max(wait, 0) + max(grace, 0)
         return StopResult.from_proto(self._call(self._stub.StopThread, request, timeout))
+
+    def watch_threads(
+        self, *, interval: float = 1.0, include_stacks: bool = False
+    ) -> Iterator[WatchSample]:
+        """Samples of every thread each `interval` seconds, until the caller
+        stops iterating (close the generator to cancel the call)."""
+        call = self._stub.WatchThreads(
+            pb.WatchThreadsRequest(interval_seconds=interval, include_stacks=include_stacks)
+        )
+        try:
+            for message in call:
+                yield WatchSample.from_proto(message, include_stacks)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                raise _translate(error, self.address) from None
+        finally:
+            call.cancel()
 
     def close(self) -> None:
         self._channel.close()

@@ -18,6 +18,14 @@ _STOP_STATES = {
     pb.STOP_STATE_FORCE_PENDING: "force_pending",
     pb.STOP_STATE_FORCE_DELIVERED: "force_delivered",
 }
+_ACTIVITIES = {
+    pb.ACTIVITY_UNSPECIFIED: "unknown",
+    pb.ACTIVITY_RUNNING: "running",
+    pb.ACTIVITY_SLEEPING: "sleeping",
+    pb.ACTIVITY_WAITING: "waiting",
+    pb.ACTIVITY_IO: "io",
+    pb.ACTIVITY_BLOCKED: "blocked",
+}
 _OUTCOMES = {
     pb.STOP_OUTCOME_UNSPECIFIED: "unknown",
     pb.STOP_OUTCOME_REQUESTED: "requested",
@@ -59,6 +67,12 @@ class ThreadInfo:
     cpu_seconds: float | None
     stack: list[Frame] | None  # None when not asked for
     stack_truncated: bool
+    # "running", "sleeping", "waiting", "io", "blocked" or "unknown", and on what
+    activity: str = "unknown"
+    activity_detail: str = ""
+    kernel_state: str = ""
+    partial: bool = False  # unknown to `threading`: no name, TID or identity
+    cpu_share: float | None = None  # share of a core since the previous watch sample
 
     @classmethod
     def from_proto(cls, record: pb.ThreadRecord, with_stack: bool) -> ThreadInfo:
@@ -81,12 +95,19 @@ class ThreadInfo:
             cpu_seconds=record.cpu_seconds if record.HasField("cpu_seconds") else None,
             stack=[_frame(f) for f in record.stack] if with_stack else None,
             stack_truncated=record.stack_truncated,
+            activity=_ACTIVITIES.get(record.activity, "unknown"),
+            activity_detail=record.activity_detail,
+            kernel_state=record.kernel_state,
+            partial=record.partial,
+            cpu_share=record.cpu_share if record.HasField("cpu_share") else None,
         )
 
     def to_json(self) -> dict[str, object]:
         data = asdict(self)
         if self.stack is None:
             del data["stack"], data["stack_truncated"]
+        if self.cpu_share is None:
+            del data["cpu_share"]
         return data
 
 
@@ -149,4 +170,38 @@ class StopResult:
             "waited_seconds": self.waited_seconds,
             "forced": self.forced,
             "thread": self.thread.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class WatchSample:
+    """One message of a watch: every thread (with cpu_share from the second
+    sample on), and what changed since the previous sample."""
+
+    process: ProcessInfo
+    threads: list[ThreadInfo]
+    sample_time: float
+    interval_seconds: float
+    started: list[str]  # identities
+    exited: list[ThreadInfo]
+
+    @classmethod
+    def from_proto(cls, message: pb.WatchThreadsResponse, with_stack: bool) -> WatchSample:
+        return cls(
+            process=ProcessInfo.from_proto(message.process),
+            threads=[ThreadInfo.from_proto(r, with_stack) for r in message.threads],
+            sample_time=message.sample_time,
+            interval_seconds=message.interval_seconds,
+            started=list(message.started),
+            exited=[ThreadInfo.from_proto(r, False) for r in message.exited],
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "process": asdict(self.process),
+            "sample_time": self.sample_time,
+            "interval_seconds": self.interval_seconds,
+            "started": self.started,
+            "exited": [t.to_json() for t in self.exited],
+            "threads": [t.to_json() for t in self.threads],
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 
-from threadctl.client._models import Frame, StopResult, ThreadInfo, ThreadList
+from threadctl.client._models import Frame, StopResult, ThreadInfo, ThreadList, WatchSample
 
 
 def thread_table(listing: ThreadList) -> str:
@@ -20,12 +20,13 @@ def thread_table(listing: ThreadList) -> str:
         f"(Python {process.python_version}, threadctl {process.threadctl_version},"
         f" {len(listing.threads)} threads)",
     ]
-    rows = [("TID", "NAME", "CPU s", "COOP", "STOP", "FLAGS", "IDENT")]
+    rows = [("TID", "NAME", "CPU s", "STATE", "COOP", "STOP", "FLAGS", "IDENT")]
     rows += [
         (
-            str(t.native_id or "?"),
-            _clip(t.name, 32),
-            "?" if t.cpu_seconds is None else f"{t.cpu_seconds:.2f}",
+            _tid(t),
+            _name(t),
+            _cpu(t.cpu_seconds),
+            activity_text(t, 30),
             "yes" if t.cooperative else "no",
             _stop_cell(t),
             _flags(t),
@@ -33,15 +34,104 @@ def thread_table(listing: ThreadList) -> str:
         )
         for t in listing.threads
     ]
+    lines.extend(columns(rows, right_aligned={0, 2}))
+    return "\n".join(lines)
+
+
+def top_table(sample: WatchSample, height: int | None = None) -> list[str]:
+    """`threadctl top` lines: header, then threads by CPU share (busiest first)."""
+    process = sample.process
+    threads = sorted(sample.threads, key=lambda t: (-(t.cpu_share or 0.0), t.native_id))
+    total = sum(t.cpu_share or 0.0 for t in threads)
+    lines = [
+        f"PID {process.pid}  {_clip(' '.join(process.argv) or '?', 50)}  {len(threads)} threads"
+        f"  CPU {total * 100:.0f}%  (every {sample.interval_seconds:.1f} s)",
+    ]
+    rows = [("TID", "NAME", "CPU%", "CPU s", "STATE", "STOP", "FLAGS")]
+    rows += [
+        (
+            _tid(t),
+            _name(t),
+            "-" if t.cpu_share is None else f"{t.cpu_share * 100:.1f}",
+            _cpu(t.cpu_seconds),
+            activity_text(t, 36),
+            _stop_cell(t),
+            _flags(t),
+        )
+        for t in threads
+    ]
+    lines.extend(columns(rows, right_aligned={0, 2, 3}))
+    return lines if height is None else lines[:height]
+
+
+def dump_text(listing: ThreadList) -> str:
+    """All threads with stacks, innermost frame first, in the layout of
+    `py-spy dump` (so it reads at a glance beside it)."""
+    process = listing.process
+    out = [
+        f"Process {process.pid}: {' '.join(process.argv) or '?'}",
+        f"Python v{process.python_version} (threadctl {process.threadctl_version})",
+    ]
+    for t in listing.threads:
+        state = activity_text(t, 60)
+        extra = "" if t.stop_state == "none" else f" [stop: {t.stop_state.replace('_', ' ')}]"
+        out.append("")
+        out.append(f'Thread {_tid(t)} ({state}): "{_name(t)}"{extra}')
+        if t.partial:
+            out.append("    (partial record: thread unknown to `threading`; no name or TID)")
+        for frame in reversed(t.stack or []):
+            out.append(f"    {frame.function} ({frame.filename}:{frame.line or '?'})")
+        if t.stack_truncated:
+            out.append("    ... (outer frames cut)")
+        if not t.stack:
+            out.append("    (no Python frame)")
+    return "\n".join(out)
+
+
+def ps_table(rows: list[tuple[int, str, str, str]]) -> str:
+    """`threadctl ps`: (pid, program, thread count, address) per process."""
+    return "\n".join(
+        columns(
+            [("PID", "THREADS", "PROGRAM", "ADDRESS")]
+            + [
+                (str(pid), count, _clip(program, 60), address)
+                for pid, program, count, address in rows
+            ],
+            right_aligned={0, 1},
+        )
+    )
+
+
+def columns(rows: list[tuple[str, ...]], right_aligned: set[int]) -> list[str]:
+    """Rows as aligned text columns separated by two spaces."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    right_aligned = {0, 2}
-    for row in rows:
-        cells = [
+    return [
+        "  ".join(
             cell.rjust(widths[i]) if i in right_aligned else cell.ljust(widths[i])
             for i, cell in enumerate(row)
-        ]
-        lines.append("  ".join(cells).rstrip())
-    return "\n".join(lines)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def activity_text(thread: ThreadInfo, width: int) -> str:
+    """ "sleeping: time.sleep", "running", "io: socket SocketIO.readinto", ..."""
+    text = thread.activity
+    if thread.activity_detail:
+        text += f": {thread.activity_detail}"
+    return _clip(text, width)
+
+
+def _tid(thread: ThreadInfo) -> str:
+    return str(thread.native_id) if thread.native_id else "-"
+
+
+def _name(thread: ThreadInfo) -> str:
+    return "(not in threading)" if thread.partial else _clip(thread.name, 32)
+
+
+def _cpu(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds:.2f}"
 
 
 def thread_details(thread: ThreadInfo) -> str:
@@ -54,6 +144,7 @@ def thread_details(thread: ThreadInfo) -> str:
         f"  cooperative: {'yes' if thread.cooperative else 'no (never checked its stop flag)'}",
         f"  stop:        {_stop_text(thread)}",
         f"  cpu:         {'?' if thread.cpu_seconds is None else f'{thread.cpu_seconds:.2f} s'}",
+        f"  state:       {activity_text(thread, 80)} (kernel: {thread.kernel_state or '?'})",
     ]
     if thread.stack:
         lines.append("  stack (most recent call last):")
@@ -115,6 +206,8 @@ def _flags(thread: ThreadInfo) -> str:
         flags.append("protected")
     if thread.daemon:
         flags.append("daemon")
+    if thread.partial:
+        flags.append("partial")
     return ",".join(flags)
 
 

@@ -23,9 +23,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from threadctl.client import _render
+from threadctl.client import _render, _top
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
-from threadctl.client._discovery import resolve_address
+from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import (
     InvalidArgument,
     NotAllowed,
@@ -63,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     args = _parser().parse_args(argv)
     try:
+        if args.command is cmd_ps:
+            return int(cmd_ps(args))
         with Client(resolve_address(args.pid, args.target), timeout=args.timeout) as client:
             return int(args.command(client, args))
     except ThreadctlError as error:
@@ -80,12 +82,55 @@ def main(argv: Sequence[str] | None = None) -> int:
 def cmd_list(client: Client, args: argparse.Namespace) -> Exit:
     """List the threads of the target process."""
     listing = client.list_threads(include_stacks=args.stacks)
+    if args.sort != "none":
+        listing.threads.sort(key=_SORT_KEYS[args.sort])
     if args.json:
         _print_json(listing.to_json())
     elif args.stacks:
         print("\n\n".join(_render.thread_details(t) for t in listing.threads))
     else:
         print(_render.thread_table(listing))
+    return Exit.OK
+
+
+def cmd_dump(client: Client, args: argparse.Namespace) -> Exit:
+    """Print every thread with its Python stack (like py-spy dump)."""
+    listing = client.list_threads(include_stacks=True)
+    if args.json:
+        _print_json(listing.to_json())
+    else:
+        print(_render.dump_text(listing))
+    return Exit.OK
+
+
+def cmd_top(client: Client, args: argparse.Namespace) -> Exit:
+    """Live view of the threads, busiest first (q quits; prints snapshots without a terminal)."""
+    if args.iterations or not _top.stdout_is_terminal():
+        _top.print_snapshots(client, args.interval, args.iterations)
+    else:
+        _top.run_interactive(client, args.interval)
+    return Exit.OK
+
+
+def cmd_ps(args: argparse.Namespace) -> Exit:
+    """List this user's processes that run a threadctl server."""
+    rows = []
+    for server in running_servers():
+        try:
+            with Client(server.address, timeout=min(args.timeout, 2.0)) as client:
+                listing = client.list_threads()
+            program = " ".join(listing.process.argv) or "?"
+            count = str(len(listing.threads))
+        except ThreadctlError:
+            program, count = "(not answering)", "?"
+        rows.append((server.pid, program, count, server.address))
+    if args.json:
+        keys = ("pid", "program", "threads", "address")
+        _print_json([dict(zip(keys, row, strict=True)) for row in rows])
+    elif rows:
+        print(_render.ps_table(rows))
+    else:
+        print("no threadctl process of this user is running", file=sys.stderr)
     return Exit.OK
 
 
@@ -133,6 +178,13 @@ def _resolve(client: Client, tid: int) -> ThreadInfo:
     raise ThreadNotFound(f"no thread with TID or ident {tid} in the target process")
 
 
+_SORT_KEYS: dict[str, Callable[[ThreadInfo], object]] = {
+    "cpu": lambda t: -(t.cpu_seconds or 0.0),
+    "tid": lambda t: t.native_id,
+    "name": lambda t: t.name,
+}
+
+
 def _print_json(data: object) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
@@ -145,6 +197,13 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+    return value
+
+
+def _interval(text: str) -> float:
+    value = _seconds(text)
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0.1 and 60 seconds, not {text}")
     return value
 
 
@@ -207,6 +266,30 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = command("list", cmd_list)
     listing.add_argument("--stacks", action="store_true", help="include Python stacks")
+    listing.add_argument(
+        "--sort", choices=["none", *_SORT_KEYS], default="none", help="order (cpu: busiest first)"
+    )
+
+    command("dump", cmd_dump)
+
+    top = command("top", cmd_top)
+    top.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between refreshes (0.1 to 60, default 1)",
+    )
+    top.add_argument(
+        "-n",
+        "--iterations",
+        type=_positive_int,
+        default=0,
+        metavar="N",
+        help="print N snapshots and exit (the default without a terminal: forever)",
+    )
+
+    command("ps", cmd_ps)  # type: ignore[arg-type]
 
     show = command("show", cmd_show)
     show.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")

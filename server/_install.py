@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 from threadctl import _force, _paths
 from threadctl._executor import DaemonThreadPool
@@ -72,6 +74,16 @@ class ControlServer:
             ThreadControlServicer(process, self._closing, allow_forced_stops=allow_forced_stops),
             self._server,
         )
+        # Standard services, so grpcurl, Kubernetes probes and other languages'
+        # clients work without the .proto at hand.
+        self._health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        service_name = pb.DESCRIPTOR.services_by_name["ThreadControl"].full_name
+        for name in ("", service_name):
+            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        reflection.enable_server_reflection(
+            (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
 
     def _start(self) -> None:
         _claim_socket_path(self.socket_path)
@@ -96,6 +108,7 @@ class ControlServer:
             self._closing.set()
         atexit.unregister(self.close)
         if os.getpid() == self.pid:
+            self._health.enter_graceful_shutdown()
             self._server.stop(grace).wait()
             self._pool.shutdown(wait=False)
             with contextlib.suppress(FileNotFoundError):
@@ -155,6 +168,7 @@ def install(
         if socket_path is None:
             directory = _paths.runtime_dir()
             _paths.ensure_private_dir(directory)
+            _remove_stale_sockets(directory)
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
@@ -164,6 +178,16 @@ def install(
         _installed = server
     logger.debug("threadctl control server listening on %s", server.address)
     return server
+
+
+def _remove_stale_sockets(directory: Path) -> None:
+    """Remove sockets left in `directory` by processes that died without
+    closing (SIGKILL), so `threadctl ps` and discovery stay accurate. A socket
+    goes only if its process is gone and nobody answers on it."""
+    for entry in directory.glob(f"*{_paths.SOCKET_SUFFIX}"):
+        if entry.stem.isdigit() and not os.path.exists(f"/proc/{entry.stem}"):
+            with contextlib.suppress(OSError, SocketInUse):
+                _claim_socket_path(entry)
 
 
 def _claim_socket_path(path: Path) -> None:

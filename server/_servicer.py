@@ -7,13 +7,17 @@ threadctl.proto; nothing else is caught here, so a bug surfaces as a bug.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
+import time
+from collections.abc import Iterator
 from typing import NoReturn
 
 import grpc
 
 from threadctl import _control
+from threadctl._activity import Activity
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._stacks import FrameInfo
@@ -36,6 +40,14 @@ _OUTCOME = {
     _control.StopOutcome.FORCE_DEFERRED: pb.STOP_OUTCOME_FORCE_DEFERRED,
     _control.StopOutcome.FORCE_DELIVERED: pb.STOP_OUTCOME_FORCE_DELIVERED,
 }
+_ACTIVITY = {
+    Activity.UNKNOWN: pb.ACTIVITY_UNSPECIFIED,
+    Activity.RUNNING: pb.ACTIVITY_RUNNING,
+    Activity.SLEEPING: pb.ACTIVITY_SLEEPING,
+    Activity.WAITING: pb.ACTIVITY_WAITING,
+    Activity.IO: pb.ACTIVITY_IO,
+    Activity.BLOCKED: pb.ACTIVITY_BLOCKED,
+}
 _FORCE_STATE = {
     ForceState.DEFERRED: pb.STOP_STATE_FORCE_DEFERRED,
     ForceState.PENDING: pb.STOP_STATE_FORCE_PENDING,
@@ -43,6 +55,9 @@ _FORCE_STATE = {
 }
 # Answer a --wait shortly before the caller's deadline rather than after it.
 _DEADLINE_MARGIN = 0.1
+# How often a watch between two messages checks for cancellation or close.
+_ABANDON_CHECK_INTERVAL = 0.25
+MAX_WATCHES = 4
 
 
 class ThreadControlServicer(pb_grpc.ThreadControlServicer):
@@ -54,6 +69,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self._process = process
         self._closing = closing
         self._allow_forced_stops = allow_forced_stops
+        self._watch_slots = threading.BoundedSemaphore(MAX_WATCHES)
 
     def ListThreads(  # noqa: N802 - gRPC method name
         self, request: pb.ListThreadsRequest, context: grpc.ServicerContext
@@ -116,6 +132,36 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
             forced=result.forced,
         )
 
+    def WatchThreads(  # noqa: N802 - gRPC method name
+        self, request: pb.WatchThreadsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.WatchThreadsResponse]:
+        self._refuse_if_closing(context)
+        interval = request.interval_seconds or 1.0
+        if not math.isfinite(interval) or not 0.1 <= interval <= 60:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"interval_seconds must be between 0.1 and 60, not {request.interval_seconds}",
+            )
+        if not self._watch_slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"at most {MAX_WATCHES} watches at once; try again later",
+            )
+        try:
+            cancelled = threading.Event()
+            context.add_callback(cancelled.set)
+            watch = _Watch(request.include_stacks)
+            while not cancelled.is_set() and not self._closing.is_set():
+                yield watch.next_message(self._process)
+                deadline = time.monotonic() + interval
+                while not cancelled.is_set() and not self._closing.is_set():
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    cancelled.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
+        finally:
+            self._watch_slots.release()
+
     def _caller_gone(self, context: grpc.ServicerContext) -> bool:
         """True when a wait should end now: server closing, call cancelled,
         or the call's deadline about to pass (answer before it does)."""
@@ -164,6 +210,10 @@ def to_proto(thread: ThreadSnapshot) -> pb.ThreadRecord:
         in_critical_section=thread.in_critical_section,
         forced_at=thread.forced_at,
         force_delivered_at=thread.force_delivered_at,
+        activity=_ACTIVITY[thread.activity],
+        activity_detail=thread.activity_detail,
+        kernel_state=thread.kernel_state,
+        partial=thread.partial,
     )
     if thread.blocked_in is not None:
         record.blocked_in.CopyFrom(_frame(thread.blocked_in))
@@ -183,3 +233,42 @@ def _stop_state(thread: ThreadSnapshot) -> pb.StopState.ValueType:
     if thread.force is not ForceState.NONE:
         return _FORCE_STATE[thread.force]
     return pb.STOP_STATE_REQUESTED if thread.stop_requested else pb.STOP_STATE_NONE
+
+
+class _Watch:
+    """State of one WatchThreads call: the previous snapshot, to compute CPU
+    shares and which threads started or exited."""
+
+    def __init__(self, include_stacks: bool) -> None:
+        self._include_stacks = include_stacks
+        self._previous: dict[str, pb.ThreadRecord] = {}
+        self._previous_time: float | None = None
+
+    def next_message(self, process: pb.ProcessInfo) -> pb.WatchThreadsResponse:
+        now = time.monotonic()
+        sample_time = time.time()
+        current: dict[str, pb.ThreadRecord] = {}
+        for thread in snapshot_all(include_stacks=self._include_stacks):
+            record = to_proto(thread)
+            key = thread.identity or f"partial:{thread.ident}"
+            before = self._previous.get(key)
+            elapsed = None if self._previous_time is None else now - self._previous_time
+            if (
+                elapsed
+                and before is not None
+                and before.HasField("cpu_seconds")
+                and (record.HasField("cpu_seconds"))
+            ):
+                record.cpu_share = max(0.0, record.cpu_seconds - before.cpu_seconds) / elapsed
+            current[key] = record
+        first = self._previous_time is None
+        message = pb.WatchThreadsResponse(
+            process=process,
+            threads=current.values(),
+            sample_time=sample_time,
+            interval_seconds=0.0 if first else now - (self._previous_time or now),
+            started=[] if first else [k for k in current if k not in self._previous],
+            exited=[r for k, r in self._previous.items() if k not in current],
+        )
+        self._previous, self._previous_time = current, now
+        return message

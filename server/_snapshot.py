@@ -10,33 +10,45 @@ import os
 import threading
 from dataclasses import dataclass
 
-from threadctl._cpu import thread_cpu_seconds
+from threadctl._activity import Activity, classify
+from threadctl._procfs import thread_stat
 from threadctl._registry import ForceState, registry
-from threadctl._stacks import FrameInfo, Stack, capture_stacks
+from threadctl._stacks import EMPTY, MAX_DEPTH, FrameInfo, Stack, capture_stacks
+
+# Frames looked at to tell what a thread is doing when no stack was asked for.
+ACTIVITY_DEPTH = 8
 
 
 @dataclass(frozen=True)
 class ThreadSnapshot:
-    """What ListThreads/GetThread report for one thread."""
+    """What ListThreads/GetThread report for one thread.
+
+    `partial` records describe threads that run Python code but are unknown
+    to `threading` (started from C): only ident, stack and activity are known.
+    """
 
     ident: int
-    native_id: int
-    identity: str
-    name: str
-    daemon: bool
-    main: bool
-    protected: bool
-    cooperative: bool
-    stop_requested: bool
-    stop_reason: str
-    stop_requested_at: float
-    cpu_seconds: float | None
-    stack: Stack | None
-    in_critical_section: bool
-    force: ForceState
-    forced_at: float
-    force_delivered_at: float
-    blocked_in: FrameInfo | None  # innermost frame while a forced stop is pending
+    native_id: int = 0
+    identity: str = ""
+    name: str = ""
+    daemon: bool = False
+    main: bool = False
+    protected: bool = False
+    cooperative: bool = False
+    stop_requested: bool = False
+    stop_reason: str = ""
+    stop_requested_at: float = 0.0
+    cpu_seconds: float | None = None
+    stack: Stack | None = None
+    in_critical_section: bool = False
+    force: ForceState = ForceState.NONE
+    forced_at: float = 0.0
+    force_delivered_at: float = 0.0
+    blocked_in: FrameInfo | None = None  # innermost frame while a forced stop is pending
+    activity: Activity = Activity.UNKNOWN
+    activity_detail: str = ""
+    kernel_state: str = ""
+    partial: bool = False
 
 
 def is_alive(thread: threading.Thread) -> bool:
@@ -61,19 +73,20 @@ def snapshot(
     """Describe one live thread (assigning it an identity on first sight).
 
     Args:
-        stack: the thread's stack if already captured.
-        with_stack: report the stack (None: leave it out of the record).
+        stack: the thread's stack if already captured (else captured here).
+        with_stack: report the stack (else it only serves to classify).
     """
+    ident = thread.ident or 0
+    if stack is None:
+        stack = capture_stacks([ident], depth=ACTIVITY_DEPTH).get(ident, EMPTY)
     state = registry.state_of(thread)
     native_id = thread.native_id or 0
+    stat = thread_stat(native_id)
+    activity, detail = classify(stack.frames, stack.callee, stat.state)
     force = state.force
-    if stack is None and force is ForceState.PENDING:
-        stack = capture_stacks([thread.ident or 0]).get(thread.ident or 0)
-    blocked_in = (
-        stack.frames[-1] if force is ForceState.PENDING and stack and stack.frames else None
-    )
+    pending = force is ForceState.PENDING and stack.frames
     return ThreadSnapshot(
-        ident=thread.ident or 0,
+        ident=ident,
         native_id=native_id,
         identity=state.identity,
         name=thread.name,
@@ -84,24 +97,45 @@ def snapshot(
         stop_requested=state.stop_is_requested,
         stop_reason=state.stop_reason,
         stop_requested_at=state.stop_requested_at,
-        cpu_seconds=thread_cpu_seconds(native_id),
-        stack=(stack or Stack((), False)) if with_stack else None,
+        cpu_seconds=stat.cpu_seconds,
+        stack=stack if with_stack else None,
         in_critical_section=bool(state.critical_marks),
         force=force,
         forced_at=state.forced_at,
         force_delivered_at=state.force_delivered_at,
-        blocked_in=blocked_in,
+        blocked_in=stack.frames[-1] if pending else None,
+        activity=activity,
+        activity_detail=detail,
+        kernel_state=stat.state,
     )
 
 
 def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
-    """Describe every live thread, with stacks if asked."""
+    """Describe every thread that runs Python code, with stacks if asked.
+
+    Threads unknown to `threading` come last, as partial records.
+    """
     threads = live_threads()
-    stacks = capture_stacks(threads) if include_stacks else {}
-    return [snapshot(t, stacks.get(ident), include_stacks) for ident, t in threads.items()]
+    stacks = capture_stacks(depth=MAX_DEPTH if include_stacks else ACTIVITY_DEPTH)
+    records = [
+        snapshot(t, stacks.get(ident, EMPTY), include_stacks) for ident, t in threads.items()
+    ]
+    for ident, stack in stacks.items():
+        if ident not in threads:
+            activity, detail = classify(stack.frames, stack.callee, "")
+            records.append(
+                ThreadSnapshot(
+                    ident=ident,
+                    stack=stack if include_stacks else None,
+                    activity=activity,
+                    activity_detail=detail,
+                    partial=True,
+                )
+            )
+    return records
 
 
 def snapshot_with_stack(thread: threading.Thread) -> ThreadSnapshot:
     """Describe one thread, with its stack."""
     ident = thread.ident or 0
-    return snapshot(thread, capture_stacks([ident]).get(ident), with_stack=True)
+    return snapshot(thread, capture_stacks([ident]).get(ident, EMPTY), with_stack=True)

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import FrameType
 
+from threadctl._bytecode import current_call
+
 MAX_DEPTH = 128
 _capture_lock = threading.Lock()
 
@@ -33,14 +35,21 @@ class FrameInfo:
 
 @dataclass(frozen=True)
 class Stack:
-    """A thread's stack, innermost frame last; `truncated` if cut at MAX_DEPTH."""
+    """A thread's stack, innermost frame last; `truncated` if cut at the depth
+    limit. `callee`: what the innermost frame is calling right now (see
+    _bytecode.current_call; None when it is between bytecodes)."""
 
     frames: tuple[FrameInfo, ...]
     truncated: bool
+    callee: str | None = None
 
 
-def capture_stacks(idents: Iterable[int] | None = None) -> dict[int, Stack]:
-    """Stacks of the given threads (all threads if None), keyed by ident.
+EMPTY = Stack((), False)
+
+
+def capture_stacks(idents: Iterable[int] | None = None, depth: int = MAX_DEPTH) -> dict[int, Stack]:
+    """Stacks of the given threads (all threads running Python code if None),
+    keyed by ident, at most `depth` innermost frames each.
 
     Threads that are not running Python code at the moment (or have exited)
     are absent from the result.
@@ -53,7 +62,7 @@ def capture_stacks(idents: Iterable[int] | None = None) -> dict[int, Stack]:
             frames = sys._current_frames()
             try:
                 return {
-                    ident: _walk(frame)
+                    ident: _walk(frame, depth)
                     for ident, frame in frames.items()
                     if wanted is None or ident in wanted
                 }
@@ -64,9 +73,12 @@ def capture_stacks(idents: Iterable[int] | None = None) -> dict[int, Stack]:
                 gc.enable()
 
 
-def _walk(frame: FrameType | None) -> Stack:
+def _walk(frame: FrameType, depth: int) -> Stack:
+    callee = current_call(frame.f_code, frame.f_lasti)
     frames: list[FrameInfo] = []
-    while frame is not None and len(frames) < MAX_DEPTH:
+    walked: FrameType | None = frame
+    while walked is not None and len(frames) < depth:
+        frame = walked
         code = frame.f_code
         # f_lineno is sometimes None for frames of other threads (seen on 3.10
         # and 3.11); report it as 0, "line unknown".
@@ -77,7 +89,6 @@ def _walk(frame: FrameType | None) -> Stack:
                 function=getattr(code, "co_qualname", code.co_name),
             )
         )
-        frame = frame.f_back
-    truncated = frame is not None
+        walked = frame.f_back
     frames.reverse()
-    return Stack(frames=tuple(frames), truncated=truncated)
+    return Stack(frames=tuple(frames), truncated=walked is not None, callee=callee)

@@ -32,7 +32,7 @@ def test_list_table_names_the_process_and_threads(workers: Host, env: dict[str, 
     assert result.returncode == 0, result.stderr
     header, columns, *rows = result.stdout.splitlines()
     assert header.startswith(f"PID {workers.pid} ")
-    assert columns.split() == ["TID", "NAME", "CPU", "s", "COOP", "STOP", "FLAGS", "IDENT"]
+    assert columns.split() == ["TID", "NAME", "CPU", "s", "STATE", "COOP", "STOP", "FLAGS", "IDENT"]
     coop_row = next(r for r in rows if " coop-1 " in r)
     assert coop_row.split()[0] == str(workers.tid("coop-1"))
 
