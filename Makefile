@@ -8,8 +8,10 @@ PIP_EXTRA ?=
 EDITABLE ?= -e
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The Node.js client of the reflection test (skipped where npm is missing).
+NODE_CLIENT := tests/reflection_client/node_modules/.package-lock.json
 
-.PHONY: all install demo test lint clean
+.PHONY: all install demo test lint clean node-client
 
 all: test
 
@@ -25,12 +27,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python tests/demo.py
 
-test: $(STAMP)
+test: $(STAMP) node-client
 	$(BIN)/python -m pytest
+
+node-client:
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory $(NODE_CLIENT); \
+	else echo "npm not found: the Node.js reflection test will be skipped"; fi
+
+$(NODE_CLIENT): tests/reflection_client/package.json tests/reflection_client/package-lock.json
+	cd tests/reflection_client && npm ci --no-audit --no-fund --silent
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 clean:
-	rm -rf .venv .venv-* build *.egg-info proto/threadctl/v1/*_pb2*.py proto/threadctl/v1/*_pb2*.pyi
+	rm -rf .venv .venv-* build *.egg-info tests/reflection_client/node_modules proto/threadctl/v1/*_pb2*.py proto/threadctl/v1/*_pb2*.pyi

@@ -38,7 +38,7 @@ logger = logging.getLogger("threadctl")
 MAX_MESSAGE_BYTES = 64 * 1024
 # More concurrent calls than this get RESOURCE_EXHAUSTED instead of queueing
 # behind long --wait calls.
-MAX_CONCURRENT_RPCS = 16
+MAX_CONCURRENT_RPCS = 32
 
 _install_lock = threading.Lock()
 _installed: ControlServer | None = None
