@@ -24,7 +24,14 @@ from threadctl.client._errors import (
     TargetUnavailable,
     ThreadNotFound,
 )
-from threadctl.client._models import ProcessInfo, StopResult, ThreadInfo, ThreadList, WatchSample
+from threadctl.client._models import (
+    ProcessInfo,
+    StopAllResult,
+    StopResult,
+    ThreadInfo,
+    ThreadList,
+    WatchSample,
+)
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -106,6 +113,27 @@ class Client:
         # The deadline covers the grace and the wait plus the normal call time.
         timeout = self.timeout + max(wait, 0) + max(grace, 0)
         return StopResult.from_proto(self._call(self._stub.StopThread, request, timeout))
+
+    def stop_all_threads(
+        self,
+        *,
+        grace: float = 5.0,
+        force: bool = False,
+        wait: float = 1.0,
+        reason: str = "",
+        include_main_thread: bool = False,
+    ) -> StopAllResult:
+        """Stop every thread that may be stopped: cooperatively, wait up to
+        `grace` seconds, then force the rest if `force`."""
+        request = pb.StopAllThreadsRequest(
+            reason=reason,
+            grace_seconds=grace,
+            force=force,
+            wait_seconds=wait if force else 0.0,
+            include_main_thread=include_main_thread,
+        )
+        timeout = self.timeout + max(grace, 0) + (max(wait, 0) if force else 0)
+        return StopAllResult.from_proto(self._call(self._stub.StopAllThreads, request, timeout))
 
     def watch_threads(
         self, *, interval: float = 1.0, include_stacks: bool = False

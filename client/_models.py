@@ -174,6 +174,41 @@ class StopResult:
 
 
 @dataclass(frozen=True)
+class StopAllResult:
+    """What stop --all did: per thread (thread, outcome, forced), and whether
+    every thread exited."""
+
+    threads: list[tuple[ThreadInfo, str, bool]]
+    all_exited: bool
+    waited_seconds: float
+
+    @classmethod
+    def from_proto(cls, response: pb.StopAllThreadsResponse) -> StopAllResult:
+        return cls(
+            threads=[
+                (
+                    ThreadInfo.from_proto(r.thread, False),
+                    _OUTCOMES.get(r.outcome, "unknown"),
+                    r.forced,
+                )
+                for r in response.threads
+            ],
+            all_exited=response.all_exited,
+            waited_seconds=response.waited_seconds,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "all_exited": self.all_exited,
+            "waited_seconds": self.waited_seconds,
+            "threads": [
+                {"outcome": outcome, "forced": forced, "thread": thread.to_json()}
+                for thread, outcome, forced in self.threads
+            ],
+        }
+
+
+@dataclass(frozen=True)
 class WatchSample:
     """One message of a watch: every thread (with cpu_share from the second
     sample on), and what changed since the previous sample."""

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import time
 
-from threadctl.client._models import Frame, StopResult, ThreadInfo, ThreadList, WatchSample
+from threadctl.client._models import (
+    Frame,
+    StopAllResult,
+    StopResult,
+    ThreadInfo,
+    ThreadList,
+    WatchSample,
+)
 
 
 def thread_table(listing: ThreadList) -> str:
@@ -190,6 +197,21 @@ def stop_summary(result: StopResult) -> str:
 def _frame_text(frame: Frame) -> str:
     line = frame.line or "?"
     return f"{frame.function} ({frame.filename}:{line})"
+
+
+def stop_all_table(result: StopAllResult) -> str:
+    """The `threadctl stop --all` report: one row per thread, then a summary."""
+    rows = [("TID", "NAME", "OUTCOME", "FORCED")]
+    rows += [
+        (_tid(t), _name(t), outcome.replace("_", " "), "yes" if forced else "no")
+        for t, outcome, forced in result.threads
+    ]
+    exited = sum(outcome == "exited" for _, outcome, _ in result.threads)
+    summary = (
+        f"{exited} of {len(result.threads)} threads exited in {result.waited_seconds:.2f} s"
+        + ("" if result.all_exited else "; the others are still running")
+    )
+    return "\n".join([*columns(rows, right_aligned={0}), summary])
 
 
 def _not_cooperative_hint(thread: ThreadInfo) -> str:

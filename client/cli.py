@@ -61,7 +61,10 @@ _EXIT_OF_ERROR: list[tuple[type[Exception], Exit]] = [
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is cmd_stop and (args.tid is None) != args.all:
+        parser.error("stop: give the TID of one thread, or --all")
     try:
         if args.command is cmd_ps:
             return int(cmd_ps(args))
@@ -148,7 +151,9 @@ def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
 
 
 def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
-    """Stop one thread: cooperatively, or with --force / --grace by raising an exception in it."""
+    """Stop one thread (or --all): cooperatively, or by force (--force, --grace)."""
+    if args.all:
+        return _stop_all(client, args)
     seen = _resolve(client, args.tid)
     result = client.stop_thread(
         ident=seen.ident,
@@ -166,6 +171,21 @@ def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
     if args.wait > 0 and result.outcome != "exited":
         return Exit.STILL_RUNNING
     return Exit.OK
+
+
+def _stop_all(client: Client, args: argparse.Namespace) -> Exit:
+    result = client.stop_all_threads(
+        grace=args.grace if args.grace > 0 else 5.0,
+        force=args.force,
+        wait=args.wait if args.wait > 0 else 1.0,
+        reason=args.reason,
+        include_main_thread=args.allow_main,
+    )
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(_render.stop_all_table(result))
+    return Exit.OK if result.all_exited else Exit.STILL_RUNNING
 
 
 def _resolve(client: Client, tid: int) -> ThreadInfo:
@@ -295,7 +315,16 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
 
     stop = command("stop", cmd_stop)
-    stop.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
+    stop.add_argument(
+        "tid", type=_positive_int, metavar="TID", nargs="?", help="kernel TID or ident"
+    )
+    stop.add_argument(
+        "--all",
+        action="store_true",
+        help="stop every thread but the main and the server's: cooperatively, wait --grace"
+        " (default 5 s) for all, then force the rest only with --force; exit code 6 unless"
+        " all exited",
+    )
     stop.add_argument(
         "--wait",
         type=_seconds,

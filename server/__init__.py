@@ -12,6 +12,7 @@ from threadctl._force import CriticalSection, ForcedStop, critical
 from threadctl._hooks import StopHook, on_stop
 from threadctl._install import ControlServer, install
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
+from threadctl._stop_all import StopAllResult, ThreadReport, stop_all
 from threadctl._version import __version__
 from threadctl._waits import STOPPED, get, wait, wait_for
 from threadctl.errors import (
@@ -38,10 +39,12 @@ __all__ = [
     "InvalidArgument",
     "ProtectedThread",
     "SocketInUse",
+    "StopAllResult",
     "StopHook",
     "StopOutcome",
     "StopResult",
     "ThreadNotFound",
+    "ThreadReport",
     "ThreadSnapshot",
     "ThreadStopped",
     "ThreadctlError",
@@ -58,6 +61,7 @@ __all__ = [
     "on_stop",
     "sleep",
     "stop",
+    "stop_all",
     "stop_requested",
     "wait",
     "wait_for",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
+import signal
 import sys
 
 from threadctl._install import install
@@ -23,6 +24,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--print-address", action="store_true", help="print the server address to stderr"
     )
+    parser.add_argument(
+        "--stop-on-signals",
+        metavar="SIGNALS",
+        type=_signals,
+        default=(),
+        help="comma-separated signals (e.g. INT,TERM) that stop every thread gracefully:"
+        " the first starts a cooperative stop, a second forces it; then the program's own"
+        " handling goes on",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --stop-on-signals: how long threads get to exit by themselves (default 5)",
+    )
+    parser.add_argument(
+        "--force-after-grace",
+        action="store_true",
+        help="with --stop-on-signals: force-stop the threads still alive after the grace",
+    )
     parser.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
     parser.add_argument("program", nargs=argparse.REMAINDER, help="script.py [args...]")
     args = parser.parse_args(argv)
@@ -31,7 +53,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # sys.argv first: the server reports it as the program's command line.
     sys.argv = [args.module, *args.program] if args.module else list(args.program)
-    server = install(socket_path=args.socket)
+    server = install(
+        socket_path=args.socket,
+        stop_on_signals=args.stop_on_signals,
+        grace=args.grace,
+        force_after_grace=args.force_after_grace,
+    )
     if args.print_address:
         print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
     if args.module is not None:
@@ -41,6 +68,18 @@ def main(argv: list[str] | None = None) -> None:
         # current directory at the head of sys.path.
         sys.path[0] = os.path.dirname(os.path.abspath(args.program[0]))
         runpy.run_path(args.program[0], run_name="__main__")
+
+
+def _signals(text: str) -> tuple[signal.Signals, ...]:
+    """ "INT,TERM" or "SIGINT,SIGTERM" -> the signals."""
+    try:
+        return tuple(
+            signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
+            for name in (part.strip().upper() for part in text.split(","))
+            if name
+        )
+    except KeyError as unknown:
+        raise argparse.ArgumentTypeError(f"unknown signal {unknown}") from None
 
 
 if __name__ == "__main__":

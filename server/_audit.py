@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from threadctl._control import StopResult
+    from threadctl._stop_all import StopAllResult, ThreadReport
 
 logger = logging.getLogger("threadctl.audit")
 
@@ -74,5 +75,40 @@ def thread_ended(thread: threading.Thread | None, *, forced: bool) -> None:
             "ident": getattr(thread, "ident", None),
             "native_id": getattr(thread, "native_id", None),
             "name": getattr(thread, "name", None),
+        }
+    )
+
+
+def stop_all_thread(*, caller: str, report: ThreadReport, reason: str) -> None:
+    """One record per thread a stop_all acted on."""
+    thread = report.thread
+    _emit(
+        {
+            "action": "stop_all.thread",
+            "caller": caller,
+            "ident": thread.ident,
+            "native_id": thread.native_id,
+            "name": thread.name,
+            "identity": thread.identity,
+            "reason": reason,
+            "outcome": report.outcome.value,
+            "forced": report.forced,
+        }
+    )
+
+
+def stop_all_done(*, caller: str, result: StopAllResult, reason: str, force: bool) -> None:
+    """One record for the whole stop_all request."""
+    _emit(
+        {
+            "action": "stop_all",
+            "caller": caller,
+            "reason": reason,
+            "force": force,
+            "threads": len(result.threads),
+            "exited": sum(r.outcome.value == "exited" for r in result.threads),
+            "forced": sum(r.forced for r in result.threads),
+            "all_exited": result.all_exited,
+            "waited_seconds": round(result.waited_seconds, 3),
         }
     )

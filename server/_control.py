@@ -47,7 +47,7 @@ class StopOutcome(enum.Enum):
     FORCE_DELIVERED = "force_delivered"  # raised, thread not exited (yet)
 
 
-_FORCE_OUTCOME = {
+FORCE_OUTCOME = {
     ForceState.PENDING: StopOutcome.FORCE_PENDING,
     ForceState.DEFERRED: StopOutcome.FORCE_DEFERRED,
     ForceState.DELIVERED: StopOutcome.FORCE_DELIVERED,
@@ -133,7 +133,7 @@ def stop(
     Raises:
         InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
     """
-    _validate(reason, wait, grace, force)
+    validate(reason, wait, grace, force)
     mode = "force" if force else "cooperative"
     try:
         thread = find_thread(ident, native_id)
@@ -154,13 +154,13 @@ def stop(
         if force and grace == 0:
             # Exception first, flag second: the exception lands where the
             # thread is now, instead of letting it run on to a stop check.
-            forced, exited = _force_now(thread, state)
+            forced, exited = force_now(thread, state)
         already = registry.request_stop(state, reason)
         run_stop_hooks(state)  # wakes stop-aware waits, so a queued exception is raised
         if force and grace > 0:
             exited = _wait_for_exit(thread, grace, abandoned)
             if not exited and not abandoned():
-                forced, exited = _force_now(thread, state)
+                forced, exited = force_now(thread, state)
         if forced and wait == 0:
             # Give a busy thread a moment to take the exception, so the answer
             # can tell "delivered" from "pending".
@@ -180,7 +180,7 @@ def stop(
     return result
 
 
-def _force_now(thread: threading.Thread, state: ThreadState) -> tuple[bool, bool]:
+def force_now(thread: threading.Thread, state: ThreadState) -> tuple[bool, bool]:
     """Force a stop; returns (forced by this call, thread already gone)."""
     try:
         return _force.force(thread, state), False
@@ -192,11 +192,12 @@ def _outcome(exited: bool, state: ThreadState, force: bool, wait: float) -> Stop
     if exited:
         return StopOutcome.EXITED
     if force or state.force is not ForceState.NONE:
-        return _FORCE_OUTCOME.get(state.force, StopOutcome.STILL_RUNNING)
+        return FORCE_OUTCOME.get(state.force, StopOutcome.STILL_RUNNING)
     return StopOutcome.STILL_RUNNING if wait > 0 else StopOutcome.REQUESTED
 
 
-def _validate(reason: str, wait: float, grace: float, force: bool) -> None:
+def validate(reason: str, wait: float, grace: float, force: bool) -> None:
+    """Check the common arguments of a stop (InvalidArgument if malformed)."""
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidArgument(f"reason is {len(reason)} characters; at most {MAX_REASON_LENGTH}")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in reason):
@@ -213,15 +214,19 @@ def _validate(reason: str, wait: float, grace: float, force: bool) -> None:
 def _wait_for_exit(thread: threading.Thread, timeout: float, abandoned: Callable[[], bool]) -> bool:
     """Wait until `thread` has exited (True), or `timeout` passed or `abandoned()` (False)."""
     deadline = time.monotonic() + timeout
-    joinable = (
-        not isinstance(thread, threading._DummyThread) and thread is not threading.current_thread()
-    )
     while is_alive(thread):
         remaining = deadline - time.monotonic()
         if remaining <= 0 or abandoned():
             return False
-        if joinable:
-            thread.join(min(remaining, _ABANDON_CHECK_INTERVAL))
-        else:
-            time.sleep(min(remaining, _ABANDON_CHECK_INTERVAL))
+        join_briefly(thread, remaining)
     return True
+
+
+def join_briefly(thread: threading.Thread, remaining: float) -> None:
+    """Wait for `thread` to exit, at most `remaining` seconds and at most one
+    abandon-check interval (so the caller can re-check whether to go on)."""
+    timeout = min(remaining, _ABANDON_CHECK_INTERVAL)
+    if isinstance(thread, threading._DummyThread) or thread is threading.current_thread():
+        time.sleep(timeout)  # cannot be joined: started outside `threading`, or ourselves
+    else:
+        thread.join(timeout)

@@ -16,6 +16,7 @@ import platform
 import socket
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +28,7 @@ from threadctl import _force, _paths
 from threadctl._executor import DaemonThreadPool
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
+from threadctl._signals import SignalStopper
 from threadctl._version import __version__
 from threadctl.errors import AlreadyInstalled, SocketInUse
 from threadctl.v1 import threadctl_pb2 as pb
@@ -47,7 +49,14 @@ _installed: ControlServer | None = None
 class ControlServer:
     """A running control server. Close it with close() or use it as a context manager."""
 
-    def __init__(self, socket_path: Path, *, allow_forced_stops: bool = True) -> None:
+    def __init__(
+        self,
+        socket_path: Path,
+        *,
+        allow_forced_stops: bool = True,
+        signal_stopper: SignalStopper | None = None,
+    ) -> None:
+        self._signal_stopper = signal_stopper
         self.socket_path = socket_path
         self.address = f"unix:{socket_path}"
         self.pid = os.getpid()
@@ -107,6 +116,8 @@ class ControlServer:
                 return
             self._closing.set()
         atexit.unregister(self.close)
+        if self._signal_stopper is not None:
+            self._signal_stopper.uninstall()
         if os.getpid() == self.pid:
             self._health.enter_graceful_shutdown()
             self._server.stop(grace).wait()
@@ -138,6 +149,9 @@ def install(
     socket_path: str | os.PathLike[str] | None = None,
     exist_ok: bool = False,
     allow_forced_stops: bool = True,
+    stop_on_signals: Iterable[int] = (),
+    grace: float = 5.0,
+    force_after_grace: bool = False,
 ) -> ControlServer:
     """Start the control server in this process.
 
@@ -150,6 +164,14 @@ def install(
             instead of raising AlreadyInstalled.
         allow_forced_stops: False refuses every forced stop request
             (FAILED_PRECONDITION), leaving only cooperative stops.
+        stop_on_signals: signals (e.g. SIGINT, SIGTERM) that stop every thread
+            gracefully (see threadctl._signals for how this chains to the
+            handlers already in place). Off by default: without it threadctl
+            installs no signal handler. Needs the main thread.
+        grace: with stop_on_signals, seconds the threads get to exit by
+            themselves after the first signal.
+        force_after_grace: with stop_on_signals, force-stop the threads still
+            alive after the grace period (a second signal always does).
 
     Returns:
         The running server: `.address`, `.socket_path`, `.close()`.
@@ -172,8 +194,15 @@ def install(
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
-        server = ControlServer(path, allow_forced_stops=allow_forced_stops)
+        stopper = None
+        if stop_on_signals:
+            stopper = SignalStopper(
+                stop_on_signals, grace=grace, force_after_grace=force_after_grace
+            )
+        server = ControlServer(path, allow_forced_stops=allow_forced_stops, signal_stopper=stopper)
         server._start()
+        if stopper is not None:
+            stopper.install()
         _force.install_quiet_excepthook()
         _installed = server
     logger.debug("threadctl control server listening on %s", server.address)

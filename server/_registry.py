@@ -86,16 +86,21 @@ class Registry:
             raise ValueError(f"thread {thread.name!r} has not started")
         with self._lock:
             state = self._states.get(ident)
-            if state is None or state.thread_ref() is not thread:
-                self._serial += 1
-                state = ThreadState(
-                    identity=f"{self._serial}.{self._instance}",
-                    thread_ref=weakref.ref(thread),
-                )
-                if len(self._states) > 2 * threading.active_count() + 64:
-                    self._prune_locked()
-                self._states[ident] = state
-            return state
+            if state is not None and state.thread_ref() is thread:
+                return state
+            self._serial += 1
+            fresh = ThreadState(
+                identity=f"{self._serial}.{self._instance}", thread_ref=weakref.ref(thread)
+            )
+            holder = state.thread_ref() if state is not None else None
+            if holder is not None and holder.is_alive() and not thread.is_alive():
+                # `thread` has exited and its ident belongs to a newer thread:
+                # never take that thread's state away from it.
+                return fresh
+            if len(self._states) > 2 * threading.active_count() + 64:
+                self._prune_locked()
+            self._states[ident] = fresh
+            return fresh
 
     def peek_current(self) -> ThreadState | None:
         """The calling thread's state if it has one; takes no lock.

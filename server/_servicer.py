@@ -21,6 +21,7 @@ from threadctl._activity import Activity
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._stacks import FrameInfo
+from threadctl._stop_all import stop_all
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -130,6 +131,39 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
             already_requested=result.already_requested,
             waited_seconds=result.waited_seconds,
             forced=result.forced,
+        )
+
+    def StopAllThreads(  # noqa: N802 - gRPC method name
+        self, request: pb.StopAllThreadsRequest, context: grpc.ServicerContext
+    ) -> pb.StopAllThreadsResponse:
+        self._refuse_if_closing(context)
+        if request.force and not self._allow_forced_stops:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "forced stops are disabled in this process (install(allow_forced_stops=False));"
+                " nothing was stopped",
+            )
+        try:
+            result = stop_all(
+                grace=request.grace_seconds,
+                force=request.force,
+                wait=request.wait_seconds,
+                reason=request.reason,
+                include_main_thread=request.include_main_thread,
+                caller=context.peer(),
+                abandoned=lambda: self._caller_gone(context),
+            )
+        except InvalidArgument as error:
+            _abort(context, error)
+        return pb.StopAllThreadsResponse(
+            threads=[
+                pb.ThreadStopReport(
+                    thread=to_proto(r.thread), outcome=_OUTCOME[r.outcome], forced=r.forced
+                )
+                for r in result.threads
+            ],
+            all_exited=result.all_exited,
+            waited_seconds=result.waited_seconds,
         )
 
     def WatchThreads(  # noqa: N802 - gRPC method name

@@ -1,0 +1,150 @@
+"""Stop every thread of the process gracefully: the one-thread machinery
+(flag, hooks, grace, force, critical sections, audit) for all threads at once.
+
+The answer to "Ctrl-C does not stop my threaded program": request a
+cooperative stop of every thread that may be stopped, wait up to a grace
+period for all of them together, then, only if asked, force those still
+alive, and report per thread what happened.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from threadctl import _audit, _control
+from threadctl._control import StopOutcome
+from threadctl._hooks import run_stop_hooks
+from threadctl._registry import ThreadState, registry
+from threadctl._snapshot import ThreadSnapshot, is_alive, live_threads, snapshot
+
+
+@dataclass(frozen=True)
+class ThreadReport:
+    """What a stop_all did to one thread: outcome EXITED (during the grace if
+    not `forced`), STILL_RUNNING, or a FORCE_* state if forced and not exited."""
+
+    thread: ThreadSnapshot
+    outcome: StopOutcome
+    forced: bool
+
+
+@dataclass(frozen=True)
+class StopAllResult:
+    threads: list[ThreadReport]
+    waited_seconds: float
+
+    @property
+    def all_exited(self) -> bool:
+        return all(report.outcome is StopOutcome.EXITED for report in self.threads)
+
+
+def stop_all(
+    *,
+    grace: float = 5.0,
+    force: bool = False,
+    wait: float = 1.0,
+    reason: str = "",
+    include_main_thread: bool = False,
+    include_calling_thread: bool = False,
+    caller: str = "in-process",
+    abandoned: Callable[[], bool] = lambda: False,
+    escalate: threading.Event | None = None,
+) -> StopAllResult:
+    """Stop every thread that may be stopped, cooperatively first.
+
+    Protected threads (the control server's) are never touched; the main
+    thread and the calling thread only when asked.
+
+    Args:
+        grace: seconds to wait for all threads to exit after the cooperative
+            stop (0 to 3600).
+        force: force-stop the threads still alive after the grace period.
+        wait: with `force`, seconds to wait for forced threads to exit.
+        reason: why, for the audit log and listings.
+        include_main_thread: stop the main thread too.
+        include_calling_thread: stop the calling thread too (its flag is set;
+            it is never forced, and not waited for).
+        caller: who asks, for the audit record.
+        abandoned: polled during waits; True ends them early.
+        escalate: when set during the grace period, force at once (the second
+            Ctrl-C).
+
+    Returns:
+        A report per thread acted on.
+    """
+    _control.validate(reason, wait, grace, force=True)
+    started = time.monotonic()
+    me = threading.current_thread()
+    targets = [
+        thread
+        for thread in live_threads().values()
+        if not registry.state_of(thread).protected
+        and (include_main_thread or thread is not threading.main_thread())
+        and (include_calling_thread or thread is not me)
+    ]
+    states = {thread: registry.state_of(thread) for thread in targets}
+    for state in states.values():
+        registry.request_stop(state, reason)
+        run_stop_hooks(state)
+    _wait_all(
+        [t for t in targets if t is not me], started + grace, lambda: abandoned() or _set(escalate)
+    )
+    forced: set[threading.Thread] = set()
+    if force or _set(escalate):
+        for thread in targets:
+            if (
+                thread is not me
+                and is_alive(thread)
+                and not isinstance(thread, threading._DummyThread)
+            ):
+                done, _gone = _control.force_now(thread, states[thread])
+                if done:
+                    forced.add(thread)
+        _wait_all(list(forced), time.monotonic() + wait, abandoned)
+    reports = [_report(thread, states[thread], thread in forced) for thread in targets]
+    result = StopAllResult(reports, time.monotonic() - started)
+    for report in reports:
+        _audit.stop_all_thread(caller=caller, report=report, reason=reason)
+    _audit.stop_all_done(caller=caller, result=result, reason=reason, force=force)
+    return result
+
+
+def _report(thread: threading.Thread, state: ThreadState, forced: bool) -> ThreadReport:
+    if not is_alive(thread):
+        gone = ThreadSnapshot(
+            ident=thread.ident or 0,
+            native_id=thread.native_id or 0,
+            identity=state.identity,
+            name=thread.name,
+            daemon=thread.daemon,
+            cooperative=state.cooperative,
+            stop_requested=True,
+            stop_reason=state.stop_reason,
+            stop_requested_at=state.stop_requested_at,
+            force=state.force,
+            forced_at=state.forced_at,
+            force_delivered_at=state.force_delivered_at,
+        )
+        return ThreadReport(gone, StopOutcome.EXITED, forced)
+    record = snapshot(thread)
+    outcome = _control.FORCE_OUTCOME.get(record.force, StopOutcome.STILL_RUNNING)
+    return ThreadReport(record, outcome, forced)
+
+
+def _wait_all(
+    threads: list[threading.Thread], deadline: float, give_up: Callable[[], bool]
+) -> None:
+    """Wait until every thread exited, the deadline passed, or give_up()."""
+    for thread in threads:
+        while is_alive(thread) and not give_up():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            _control.join_briefly(thread, remaining)
+
+
+def _set(event: threading.Event | None) -> bool:
+    return event is not None and event.is_set()

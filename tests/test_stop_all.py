@@ -1,0 +1,124 @@
+"""Stopping every thread: stop_all, `threadctl stop --all`, and the opt-in
+SIGINT/SIGTERM handling, with real processes and real signals."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Callable
+
+from support import DEADLINE, Host, cli_json, run_cli, wait_until
+
+StartHost = Callable[..., Host]
+LAUNCH = ["-m", "threadctl", "--stop-on-signals", "INT,TERM"]
+
+
+def _stop_state(host: Host, env: dict[str, str], name: str) -> str:
+    threads = cli_json("list", "--pid", str(host.pid), env=env)["threads"]
+    return next(t["stop_state"] for t in threads if t["name"] == name)
+
+
+def test_sigint_stops_cooperative_workers_and_exits_like_keyboardinterrupt(
+    start_host: StartHost,
+) -> None:
+    host = start_host("sigprog.py", "coop", "coop", launcher=[*LAUNCH, "--grace", "10"])
+
+    host.proc.send_signal(signal.SIGINT)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGINT
+    host.expect("FINALLY coop-0")
+    host.expect("FINALLY coop-1")
+
+
+def test_sigterm_stops_workers_then_terminates_as_sigterm_would(start_host: StartHost) -> None:
+    # The host's stdin reader (a daemon thread) never exits: stop_all waits for
+    # it too, until the grace period ends; then SIGTERM's default action.
+    host = start_host("sigprog.py", "coop", launcher=[*LAUNCH, "--grace", "2"])
+
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop-0")
+
+
+def test_second_sigint_during_the_grace_forces_at_once(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("sigprog.py", "coop", "stubborn", launcher=[*LAUNCH, "--grace", "600"])
+
+    host.proc.send_signal(signal.SIGINT)
+    host.expect("FINALLY coop-0")  # the cooperative worker is gone; the stubborn one spins
+    wait_until(lambda: _stop_state(host, env, "stubborn-1") == "requested", what="stop requested")
+    host.proc.send_signal(signal.SIGINT)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGINT  # well before the 600 s grace
+    host.expect("FINALLY stubborn-1")
+
+
+def test_without_the_option_no_signal_handler_is_installed(start_host: StartHost) -> None:
+    plain = start_host("sigprog.py", "coop", launcher=["-m", "threadctl"])
+    chained = start_host("sigprog.py", "coop", launcher=LAUNCH)
+
+    assert plain.ready["handlers"] == {
+        "SIGINT": str(signal.default_int_handler),
+        "SIGTERM": str(signal.SIG_DFL),
+    }
+    assert "SignalStopper" in chained.ready["handlers"]["SIGINT"]
+
+
+def test_stop_all_from_the_cli_reports_every_thread(workers: Host, env: dict[str, str]) -> None:
+    result = run_cli(
+        "stop", "--all", "--grace", "0.5", "--json", "--pid", str(workers.pid), env=env
+    )
+
+    assert result.returncode == 6, result.stderr  # the stubborn thread ignores its flag
+    report = json.loads(result.stdout)
+    outcomes = {r["thread"]["name"]: (r["outcome"], r["forced"]) for r in report["threads"]}
+    assert outcomes == {
+        "coop-1": ("exited", False),
+        "coop-2": ("exited", False),
+        "stubborn": ("still_running", False),
+    }
+    assert report["all_exited"] is False
+    workers.expect("EXITED coop-1")
+    threads = {
+        t["name"]: t for t in cli_json("list", "--pid", str(workers.pid), env=env)["threads"]
+    }
+    assert threads["threadctl-serve"]["stop_state"] == "none"
+    assert threads["MainThread"]["stop_state"] == "none"
+
+
+def test_stop_all_forces_stubborn_threads_only_when_asked(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("forcible.py", "spinner", "coop")
+
+    table = run_cli("stop", "--all", "--grace", "0.3", "--force", "--pid", str(host.pid), env=env)
+
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[1]: line.split()[2:] for line in table.stdout.splitlines()[1:-1]}
+    assert rows == {"spinner": ["exited", "yes"], "coop": ["exited", "no"]}
+    assert table.stdout.splitlines()[-1].startswith("2 of 2 threads exited")
+    host.expect("FINALLY spinner")
+    host.expect("FINALLY coop")
+
+
+def test_stop_all_does_not_interrupt_a_critical_section(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("forcible.py", "critical")
+
+    result = run_cli(
+        "stop", "--all", "--grace", "0.2", "--force", "--wait", "0.2", "--json",
+        "--pid", str(host.pid), env=env,
+    )  # fmt: skip
+
+    assert result.returncode == 6
+    report = json.loads(result.stdout)
+    assert [(r["thread"]["name"], r["outcome"]) for r in report["threads"]] == [
+        ("critical", "force_deferred")
+    ]
+    host.send("leave")
+    host.expect("LEAVING critical")
+    host.expect("FINALLY critical")
+    assert "AFTER critical" not in host.seen
