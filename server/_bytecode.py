@@ -11,7 +11,6 @@ parked at the same place decodes each place once.
 from __future__ import annotations
 
 import dis
-import sys
 from types import CodeType
 
 _CALL_OPS = frozenset(
@@ -37,8 +36,6 @@ def current_call(code: CodeType, lasti: int) -> str | None:
 
 
 def _find_callee(code: CodeType, lasti: int) -> str | None:
-    if sys.version_info < (3, 11):
-        lasti *= 2  # 3.10 counts f_lasti in code units of two bytes
     instructions = list(dis.get_instructions(code))
     at = next((i for i, ins in enumerate(instructions) if ins.offset >= lasti), None)
     if at is None:
