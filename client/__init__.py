@@ -9,6 +9,7 @@ with Client.for_pid(1234) as client:
 """
 
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
+from threadctl.client._credentials import TLS, open_channel, socket_token
 from threadctl.client._discovery import RunningServer, resolve_address, running_servers
 from threadctl.client._errors import (
     ClientError,
@@ -24,6 +25,7 @@ from threadctl.client._models import Frame, ProcessInfo, StopResult, ThreadInfo,
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "TLS",
     "Client",
     "ClientError",
     "Frame",
@@ -39,6 +41,8 @@ __all__ = [
     "ThreadInfo",
     "ThreadList",
     "ThreadNotFound",
+    "open_channel",
     "resolve_address",
     "running_servers",
+    "socket_token",
 ]

@@ -8,6 +8,7 @@ tooling) never handle raw gRPC errors.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,7 @@ import grpc
 from google.protobuf.message import Message
 
 from threadctl.client import _discovery
+from threadctl.client._credentials import TLS, check_socket_owner, open_channel, socket_token
 from threadctl.client._errors import (
     ClientError,
     InvalidArgument,
@@ -56,10 +58,32 @@ class Client:
     `Client.for_pid(pid)`; close it, or use it as a context manager.
     """
 
-    def __init__(self, address: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        tls: TLS | None = None,
+    ) -> None:
+        """
+        Args:
+            address: `unix:/path` or `host:port`.
+            timeout: deadline of each call, in seconds.
+            token: bearer token. For a Unix socket, None reads the owner's
+                token from the file beside the socket (after checking both
+                belong to the same user).
+            tls: TLS settings, for TCP targets.
+        """
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        if address.startswith("unix:"):
+            socket_path = Path(address[len("unix:") :])
+            if token is None:
+                token = socket_token(socket_path)
+            elif socket_path.exists():
+                check_socket_owner(socket_path)
+        self._channel = open_channel(address, token=token, tls=tls)
         self._stub = pb_grpc.ThreadControlStub(self._channel)
 
     @classmethod

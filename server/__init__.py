@@ -5,6 +5,7 @@ uses `stop_requested()`, `sleep()` and `check_stop()` so that a cooperative
 stop is noticed. Client side: `threadctl.client` and the `threadctl` CLI.
 """
 
+from threadctl._auth import Role, TLSConfig, TokenGrant
 from threadctl._consume import consume
 from threadctl._control import StopOutcome, StopResult, get_thread, stop
 from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
@@ -38,16 +39,19 @@ __all__ = [
     "IdentityMismatch",
     "InvalidArgument",
     "ProtectedThread",
+    "Role",
     "SocketInUse",
     "StopAllResult",
     "StopHook",
     "StopOutcome",
     "StopResult",
+    "TLSConfig",
     "ThreadNotFound",
     "ThreadReport",
     "ThreadSnapshot",
     "ThreadStopped",
     "ThreadctlError",
+    "TokenGrant",
     "UnsafeRuntimeDirectory",
     "__version__",
     "check_stop",

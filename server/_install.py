@@ -16,7 +16,7 @@ import platform
 import socket
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -25,10 +25,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from threadctl import _force, _paths
+from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
+from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
 from threadctl._signals import SignalStopper
+from threadctl._tcp import add_tcp_port, check_tcp_settings
 from threadctl._version import __version__
 from threadctl.errors import AlreadyInstalled, SocketInUse
 from threadctl.v1 import threadctl_pb2 as pb
@@ -55,10 +58,17 @@ class ControlServer:
         *,
         allow_forced_stops: bool = True,
         signal_stopper: SignalStopper | None = None,
+        tcp: str | None = None,
+        tls: TLSConfig | None = None,
+        tokens: Sequence[TokenGrant] = (),
     ) -> None:
         self._signal_stopper = signal_stopper
         self.socket_path = socket_path
+        self.token_path = _paths.token_path_for_socket(socket_path)
         self.address = f"unix:{socket_path}"
+        self._tcp, self._tls = tcp, tls
+        self.tcp_address: str | None = None
+        self._token = new_process_token()
         self.pid = os.getpid()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
@@ -67,6 +77,7 @@ class ControlServer:
         )
         self._server = grpc.server(
             self._pool,  # type: ignore[arg-type] - duck-typed executor
+            interceptors=[ServerInterceptor(Authenticator(self._token, tokens, tls))],
             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -96,8 +107,11 @@ class ControlServer:
 
     def _start(self) -> None:
         _claim_socket_path(self.socket_path)
+        _paths.write_private_file(self.token_path, self._token)
         self._server.add_insecure_port(self.address)
         os.chmod(self.socket_path, 0o600)
+        if self._tcp is not None:
+            self.tcp_address = add_tcp_port(self._server, self._tcp, self._tls)
         before = set(threading.enumerate())
         self._server.start()
         _protect_grpc_threads(before)
@@ -122,8 +136,9 @@ class ControlServer:
             self._health.enter_graceful_shutdown()
             self._server.stop(grace).wait()
             self._pool.shutdown(wait=False)
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+            for path in (self.socket_path, self.token_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         with _install_lock:
             if _installed is self:
                 _installed = None
@@ -152,6 +167,10 @@ def install(
     stop_on_signals: Iterable[int] = (),
     grace: float = 5.0,
     force_after_grace: bool = False,
+    tcp: str | None = None,
+    tls: TLSConfig | None = None,
+    tokens: Iterable[TokenGrant] = (),
+    insecure_plaintext_tcp: bool = False,
 ) -> ControlServer:
     """Start the control server in this process.
 
@@ -172,6 +191,13 @@ def install(
             themselves after the first signal.
         force_after_grace: with stop_on_signals, force-stop the threads still
             alive after the grace period (a second signal always does).
+        tcp: also listen on TCP, "host:port" (port 0 picks a free one; see
+            `.tcp_address`). Needs `tls`, and callers authenticate with a
+            client certificate (mutual TLS) or a bearer token from `tokens`.
+        tls: the TCP listener's TLS settings (TLSConfig).
+        tokens: bearer tokens accepted on TCP, each with a role (TokenGrant).
+        insecure_plaintext_tcp: allow TCP without TLS (tokens in clear text).
+            For tests on a trusted network only; logs a warning.
 
     Returns:
         The running server: `.address`, `.socket_path`, `.close()`.
@@ -194,12 +220,21 @@ def install(
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
+        grants = tuple(tokens)
+        check_tcp_settings(tcp, tls, grants, insecure_plaintext_tcp)
         stopper = None
         if stop_on_signals:
             stopper = SignalStopper(
                 stop_on_signals, grace=grace, force_after_grace=force_after_grace
             )
-        server = ControlServer(path, allow_forced_stops=allow_forced_stops, signal_stopper=stopper)
+        server = ControlServer(
+            path,
+            allow_forced_stops=allow_forced_stops,
+            signal_stopper=stopper,
+            tcp=tcp,
+            tls=tls,
+            tokens=grants,
+        )
         server._start()
         if stopper is not None:
             stopper.install()
@@ -217,6 +252,7 @@ def _remove_stale_sockets(directory: Path) -> None:
         if entry.stem.isdigit() and not os.path.exists(f"/proc/{entry.stem}"):
             with contextlib.suppress(OSError, SocketInUse):
                 _claim_socket_path(entry)
+                _paths.token_path_for_socket(entry).unlink(missing_ok=True)
 
 
 def _claim_socket_path(path: Path) -> None:

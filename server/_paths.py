@@ -35,6 +35,20 @@ def socket_path_for_pid(pid: int, directory: Path | None = None) -> Path:
     return (directory or runtime_dir()) / f"{pid}{SOCKET_SUFFIX}"
 
 
+def token_path_for_socket(socket_path: Path) -> Path:
+    """Where the owner's token of a socket lives: beside it, `<pid>.token`."""
+    return socket_path.with_suffix(".token")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Create `path` with mode 0600 (replacing a leftover), never through a symlink."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def ensure_private_dir(directory: Path) -> None:
     """Create `directory` 0700, or check that an existing one is safe to use.
 

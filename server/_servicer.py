@@ -18,6 +18,7 @@ import grpc
 
 from threadctl import _control
 from threadctl._activity import Activity
+from threadctl._interceptors import caller_name
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._stacks import FrameInfo
@@ -120,7 +121,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 force=force,
                 grace=request.grace_seconds,
                 allow_main_thread=request.allow_main_thread,
-                caller=context.peer(),
+                caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
         except (InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread) as error:
@@ -150,7 +151,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 wait=request.wait_seconds,
                 reason=request.reason,
                 include_main_thread=request.include_main_thread,
-                caller=context.peer(),
+                caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
         except InvalidArgument as error:

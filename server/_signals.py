@@ -8,10 +8,11 @@ Never installed unless install(stop_on_signals=...) or `python -m threadctl
   previous handler if it is a Python callable (so the main thread still gets
   KeyboardInterrupt at once, unwinds, and the interpreter's shutdown waits for
   the stopping workers). A default action (SIG_DFL, e.g. SIGTERM's "terminate")
-  is instead carried out after the stop has finished: the main thread waits in
-  the handler for the stop, then the process ends by that signal, with the
-  status it would have had (were the main thread let go, it could finish the
-  program first, and exit 0);
+  is instead carried out after the stop has finished, so the process still
+  ends by that signal, with the status it would have had. The handler never
+  waits (the main thread may hold locks the stopping workers need); if the
+  program finishes first, an atexit hook waits for the stop and then carries
+  out the default action;
 - a second signal while the grace period runs: force-stop the threads still
   alive, at once;
 - after that: every signal goes straight to the previous handler.
@@ -21,6 +22,7 @@ Signals whose handler is SIG_IGN are left alone: the host chose to ignore them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import signal
 import threading
@@ -51,6 +53,7 @@ class SignalStopper:
         self._stage = "armed"  # armed -> stopping -> done
         self._escalate = threading.Event()
         self._finished = threading.Event()
+        self._deferred_default: int | None = None
 
     def install(self) -> None:
         """Chain in front of the current handlers (main thread only)."""
@@ -82,8 +85,10 @@ class SignalStopper:
             worker.start()
             registry.protect(worker)
             if self._previous.get(signum) is signal.SIG_DFL:
-                self._finished.wait()  # a second signal still runs _handle meanwhile
-            self._forward(signum, frame)
+                self._deferred_default = signum
+                atexit.register(self._default_action_at_exit)
+            else:
+                self._forward(signum, frame)
         elif stage == "stopping" and not self._escalate.is_set():
             self._escalate.set()
         else:
@@ -103,6 +108,20 @@ class SignalStopper:
             with self._lock:
                 self._stage = "done"
             self._finished.set()
+        if self._deferred_default == signum:
+            # Back in the main thread, _handle (stage "done") carries out the
+            # default action; aimed at the main thread so its waits wake up.
+            signal.pthread_kill(threading.main_thread().ident or 0, signum)
+
+    def _default_action_at_exit(self) -> None:
+        """The program ended before the stop did: finish the stop, then die by
+        the signal as the default action would have made it."""
+        signum = self._deferred_default
+        if signum is None:
+            return
+        self._finished.wait(self._grace + 60)
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         previous = self._previous.get(signum, signal.SIG_DFL)

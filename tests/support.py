@@ -15,6 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
+
+from threadctl.client import open_channel, socket_token
+
 HOSTS = Path(__file__).parent / "hosts"
 DEADLINE = 20.0  # generous: the suite must pass on a loaded 2-core machine
 THREADCTL = str(Path(sys.executable).with_name("threadctl"))
@@ -144,6 +148,13 @@ def cli_json(*args: str, env: dict[str, str]) -> Any:
     result = run_cli(*args, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def connect(address: str) -> grpc.Channel:
+    """A raw gRPC channel to a threadctl Unix socket (`unix:/path` or the path),
+    sending the owner's token the way the CLI does."""
+    path = Path(address.removeprefix("unix:"))
+    return open_channel(f"unix:{path}", token=socket_token(path), tls=None)
 
 
 def host_env(runtime_dir: Path) -> dict[str, str]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from support import Host
+from support import Host, connect
 from threadctl.client import Client, Refused, ThreadNotFound
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -16,7 +16,7 @@ from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 @pytest.fixture
 def stub(workers: Host) -> Iterator[pb_grpc.ThreadControlStub]:
-    with grpc.insecure_channel(f"unix:{workers.ready['socket']}") as channel:
+    with connect(f"unix:{workers.ready['socket']}") as channel:
         yield pb_grpc.ThreadControlStub(channel)
 
 

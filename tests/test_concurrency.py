@@ -10,7 +10,7 @@ from collections import Counter
 
 import grpc
 
-from support import Host
+from support import Host, connect
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -26,7 +26,7 @@ def test_concurrent_stack_listings_and_stops_during_churn(start_host) -> None:  
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
-        with grpc.insecure_channel(address) as channel:
+        with connect(address) as channel:
             stub = pb_grpc.ThreadControlStub(channel)
             for _ in range(CALLS_PER_CLIENT):
                 try:
@@ -61,7 +61,7 @@ def test_concurrent_stack_listings_and_stops_during_churn(start_host) -> None:  
     assert set(codes) <= {"OK", "NOT_FOUND", "FAILED_PRECONDITION"}, codes
     assert sum(codes.values()) == CLIENTS * CALLS_PER_CLIENT
     assert codes["OK"] > 0
-    with grpc.insecure_channel(address) as channel:
+    with connect(address) as channel:
         listing = pb_grpc.ThreadControlStub(channel).ListThreads(
             pb.ListThreadsRequest(), timeout=10
         )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from support import Host, cli_json, run_cli
+from support import Host, cli_json, connect, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -21,7 +21,7 @@ def stub_for() -> Iterator[Callable[[Host], pb_grpc.ThreadControlStub]]:
     channels: list[grpc.Channel] = []
 
     def make(host: Host) -> pb_grpc.ThreadControlStub:
-        channels.append(grpc.insecure_channel(f"unix:{host.ready['socket']}"))
+        channels.append(connect(f"unix:{host.ready['socket']}"))
         return pb_grpc.ThreadControlStub(channels[-1])
 
     yield make

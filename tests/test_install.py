@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 import threadctl
-from support import HOSTS, Host, cli_json, run_cli
+from support import HOSTS, Host, cli_json, connect, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -34,7 +34,7 @@ def server(runtime: Path) -> Iterator[threadctl.ControlServer]:
 
 
 def _list_names(address: str) -> set[str]:
-    with grpc.insecure_channel(address) as channel:
+    with connect(address) as channel:
         listing = pb_grpc.ThreadControlStub(channel).ListThreads(
             pb.ListThreadsRequest(), timeout=10
         )
@@ -221,7 +221,7 @@ def test_forced_stops_can_be_disabled_by_the_host(runtime: Path) -> None:
     worker.start()
     try:
         with threadctl.install(allow_forced_stops=False) as server:
-            with grpc.insecure_channel(server.address) as channel:
+            with connect(server.address) as channel:
                 stub = pb_grpc.ThreadControlStub(channel)
                 request = pb.StopThreadRequest(
                     thread=pb.ThreadSelector(ident=worker.ident), mode=pb.STOP_MODE_FORCE

@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from support import DEADLINE, THREADCTL, Host, cli_json, run_cli, wait_until
+from support import DEADLINE, THREADCTL, Host, cli_json, connect, run_cli, wait_until
 from threadctl.client import Client
 
 StartHost = Callable[..., Host]
@@ -152,7 +151,7 @@ def test_ps_lists_live_hosts_and_ignores_stale_sockets(
 
 
 def test_health_and_reflection_services(activity: Host) -> None:
-    with grpc.insecure_channel(f"unix:{activity.ready['socket']}") as channel:
+    with connect(f"unix:{activity.ready['socket']}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         for service in ("", "threadctl.v1.ThreadControl"):
             response = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)

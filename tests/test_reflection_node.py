@@ -25,8 +25,9 @@ def test_node_client_lists_threads_through_reflection(workers: Host) -> None:
             )
         pytest.skip("needs Node.js and `npm ci` in tests/reflection_client (make test does it)")
 
+    token = str(Path(workers.ready["socket"]).with_suffix(".token"))
     result = subprocess.run(
-        [node, str(CLIENT / "reflect.js"), workers.ready["socket"]],
+        [node, str(CLIENT / "reflect.js"), workers.ready["socket"], token],
         capture_output=True, text=True, timeout=DEADLINE, check=False,
     )  # fmt: skip
 

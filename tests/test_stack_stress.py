@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import grpc
 
-from support import Host
+from support import Host, connect
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -29,7 +29,7 @@ def test_concurrent_stack_listings_do_not_hurt_the_host(start_host: Callable[...
     deadline = time.monotonic() + SECONDS
 
     def client() -> None:
-        with grpc.insecure_channel(address) as channel:
+        with connect(address) as channel:
             stub = pb_grpc.ThreadControlStub(channel)
             while time.monotonic() < deadline:
                 try:
@@ -53,7 +53,7 @@ def test_concurrent_stack_listings_do_not_hurt_the_host(start_host: Callable[...
     # Any code but OK is an error (the server admits 32 calls at once).
     assert set(outcomes) == {"OK"}, outcomes
     assert host.proc.poll() is None, "the host crashed"
-    with grpc.insecure_channel(address) as channel:
+    with connect(address) as channel:
         listing = pb_grpc.ThreadControlStub(channel).ListThreads(
             pb.ListThreadsRequest(), timeout=10
         )

@@ -1,9 +1,12 @@
 // A third-party gRPC client (Node.js, @grpc/grpc-js) that knows threadctl only
 // through server reflection: lists the services, fetches the descriptors of
 // threadctl.v1.ThreadControl, and calls ListThreads with messages built from
-// them. Prints one JSON line: {"services": [...], "threads": [...names]}.
-// Usage: node reflect.js /path/to/socket
+// them. Reflection needs no credentials; the call sends the owner's token
+// (read from the 0600 file beside the socket) as a bearer token.
+// Prints one JSON line: {"services": [...], "threads": [...names]}.
+// Usage: node reflect.js /path/to/socket /path/to/token
 "use strict";
+const fs = require("node:fs");
 const grpc = require("@grpc/grpc-js");
 const { Client } = require("grpc-reflection-js");
 
@@ -16,12 +19,15 @@ async function main() {
   const request = root.lookupType("threadctl.v1.ListThreadsRequest");
   const response = root.lookupType("threadctl.v1.ListThreadsResponse");
   const client = new grpc.Client(target, credentials);
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${fs.readFileSync(process.argv[3], "utf8").trim()}`);
   const listing = await new Promise((resolve, reject) => {
     client.makeUnaryRequest(
       "/threadctl.v1.ThreadControl/ListThreads",
       (message) => Buffer.from(request.encode(request.create(message)).finish()),
       (bytes) => response.toObject(response.decode(bytes), { longs: String }),
       {},
+      metadata,
       { deadline: Date.now() + 10000 },
       (error, value) => (error ? reject(error) : resolve(value)),
     );
