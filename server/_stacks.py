@@ -12,15 +12,41 @@ references before the GC runs again.
 from __future__ import annotations
 
 import gc
+import queue
 import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import FrameType
+from types import CodeType, FrameType
 
 from threadctl._bytecode import current_call
 
 MAX_DEPTH = 128
+
+
+def _stdlib_qualnames() -> dict[CodeType, str]:
+    """Qualified names of the standard library's wait methods, for CPython
+    3.10, whose code objects have no co_qualname (so Event.wait and
+    Condition.wait would both read "wait")."""
+    names = {}
+    for cls in (
+        threading.Thread, threading.Event, threading.Condition, threading.Semaphore,
+        threading.Barrier, queue.Queue,
+    ):  # fmt: skip
+        for attribute, value in vars(cls).items():
+            code = getattr(value, "__code__", None)
+            if code is not None:
+                names[code] = f"{cls.__name__}.{attribute}"
+    return names
+
+
+_QUALNAMES = {} if sys.version_info >= (3, 11) else _stdlib_qualnames()
+
+
+def _qualname(code: CodeType) -> str:
+    return getattr(code, "co_qualname", None) or _QUALNAMES.get(code) or code.co_name
+
+
 _capture_lock = threading.Lock()
 
 
@@ -86,7 +112,7 @@ def _walk(frame: FrameType, depth: int) -> Stack:
             FrameInfo(
                 filename=code.co_filename,
                 line=frame.f_lineno or 0,
-                function=getattr(code, "co_qualname", code.co_name),
+                function=_qualname(code),
             )
         )
         walked = frame.f_back
