@@ -22,9 +22,11 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from threadctl.client import _render, _top
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
+from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import (
     InvalidArgument,
@@ -36,6 +38,9 @@ from threadctl.client._errors import (
 )
 from threadctl.client._models import ThreadInfo
 from threadctl.errors import ThreadctlError
+
+ENV_TOKEN = "THREADCTL_TOKEN"  # noqa: S105 - the name of a variable
+ENV_TOKEN_FILE = "THREADCTL_TOKEN_FILE"  # noqa: S105 - the name of a variable
 
 
 class Exit(enum.IntEnum):
@@ -68,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is cmd_ps:
             return int(cmd_ps(args))
-        with Client(resolve_address(args.pid, args.target), timeout=args.timeout) as client:
+        address = resolve_address(args.pid, args.target)
+        with Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args)) as client:
             return int(args.command(client, args))
     except ThreadctlError as error:
         print(f"threadctl: {error}", file=sys.stderr)
@@ -205,6 +211,28 @@ _SORT_KEYS: dict[str, Callable[[ThreadInfo], object]] = {
 }
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """A bearer token from --token-file, $THREADCTL_TOKEN_FILE or $THREADCTL_TOKEN."""
+    path = args.token_file or os.environ.get(ENV_TOKEN_FILE)
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as error:
+            raise InvalidArgument(f"cannot read the token file {path}: {error.strerror}") from None
+    return os.environ.get(ENV_TOKEN) or None
+
+
+def _tls(args: argparse.Namespace) -> TLS | None:
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return None
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InvalidArgument("--tls-cert and --tls-key go together")
+    try:
+        return TLS.from_files(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
+    except OSError as error:
+        raise InvalidArgument(f"cannot read {error.filename}: {error.strerror}") from None
+
+
 def _print_json(data: object) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
@@ -264,6 +292,40 @@ def _parser() -> argparse.ArgumentParser:
             type=_seconds,
             default=default(DEFAULT_TIMEOUT),
             help=f"seconds per call (default {DEFAULT_TIMEOUT:g})",
+        )
+        auth = parser.add_argument_group(
+            "credentials (a local socket needs none: its owner's token is read automatically)"
+        )
+        auth.add_argument(
+            "--tls-ca",
+            metavar="FILE",
+            default=default(None),
+            help="CA certificate that signed the server's (turns TLS on)",
+        )
+        auth.add_argument(
+            "--tls-cert",
+            metavar="FILE",
+            default=default(None),
+            help="client certificate, for mutual TLS",
+        )
+        auth.add_argument(
+            "--tls-key",
+            metavar="FILE",
+            default=default(None),
+            help="client private key, for mutual TLS",
+        )
+        auth.add_argument(
+            "--tls-server-name",
+            metavar="NAME",
+            default=default(None),
+            help="expected name in the server's certificate (default: the host)",
+        )
+        auth.add_argument(
+            "--token-file",
+            metavar="FILE",
+            default=default(None),
+            help=f"read a bearer token from FILE (or ${ENV_TOKEN_FILE}; ${ENV_TOKEN}"
+            " holds one directly). Never on the command line: others can read it",
         )
 
     parser = argparse.ArgumentParser(

@@ -1,0 +1,68 @@
+"""Host: the control server also on TCP, configured from $THREADCTL_TEST_TCP
+(JSON: tcp, cert, key, client_ca, subjects {name: role}, tokens [[name, token,
+role]], insecure). Threads: `coop` (stops when asked) and `other`. Prints
+`AUDIT <json>` for audit records and `LOG <message>` for threadctl's other log
+records; exits on stdin EOF.
+"""
+
+import json
+import logging
+import os
+import sys
+import threading
+
+from _hostkit import say
+
+import threadctl
+from threadctl import Role, TLSConfig, TokenGrant
+
+config = json.loads(os.environ["THREADCTL_TEST_TCP"])
+
+
+class Print(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        audit = getattr(record, "threadctl_audit", None)
+        say(f"AUDIT {json.dumps(audit)}" if audit else f"LOG {record.getMessage()}")
+
+
+for name in ("threadctl", "threadctl.audit"):
+    logging.getLogger(name).addHandler(Print())
+    logging.getLogger(name).setLevel(logging.INFO)
+logging.getLogger("threadctl.audit").propagate = False
+
+tls = None
+if config.get("cert"):
+    tls = TLSConfig(
+        cert_file=config["cert"],
+        key_file=config["key"],
+        client_ca_file=config.get("client_ca"),
+        client_subjects={name: Role[role] for name, role in config.get("subjects", {}).items()},
+    )
+server = threadctl.install(
+    tcp=config["tcp"],
+    tls=tls,
+    tokens=[TokenGrant(name, token, Role[role]) for name, token, role in config.get("tokens", [])],
+    insecure_plaintext_tcp=config.get("insecure", False),
+)
+
+
+def coop() -> None:
+    while not threadctl.sleep(60):
+        pass
+    say("EXITED coop")
+
+
+release = threading.Event()
+threads = [
+    threading.Thread(target=coop, name="coop"),
+    threading.Thread(target=release.wait, name="other"),
+]
+for thread in threads:
+    thread.start()
+say("READY " + json.dumps({"socket": str(server.socket_path), "tcp": server.tcp_address}))
+sys.stdin.read()
+release.set()
+for thread in threads:
+    if thread.is_alive() and thread.name == "coop":
+        threadctl.stop(thread.ident, wait=10)
+server.close()

@@ -1,0 +1,303 @@
+"""Safe by default: other users cannot reach the socket, a loosened socket
+still needs the owner's token, TCP needs TLS and credentials, roles decide who
+may stop, and the audit log names every caller (but never a token)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from support import Host, cli_json, run_cli
+from threadctl.v1 import threadctl_pb2 as pb
+from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
+
+StartHost = Callable[..., Host]
+NOBODY = 65534
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root, to become another user (uid 65534) in a child"
+)
+
+
+def _as_nobody(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run Python `code` as uid/gid 65534 (the test runs as root). Modules are
+    imported first, as root: that user cannot read the interpreter's files."""
+    prelude = (
+        "import os, socket, sys, grpc\n"
+        "import threadctl.client.cli\n"
+        "threadctl.client.cli._parser().format_help()\n"
+        "from threadctl.v1 import threadctl_pb2, threadctl_pb2_grpc\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code, *args],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+
+
+@as_root
+def test_another_user_cannot_connect_to_the_default_socket(workers: Host) -> None:
+    probe = _as_nobody(
+        "import socket, sys\n"
+        "s = socket.socket(socket.AF_UNIX)\n"
+        "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('EACCES')\n",
+        workers.ready["socket"],
+    )
+    cli = _as_nobody(
+        "import sys; from threadctl.client.cli import main; sys.exit(main(sys.argv[1:]))",
+        "list", "--target", workers.ready["socket"],
+    )  # fmt: skip
+
+    assert probe.stdout.strip() == "EACCES", probe.stderr
+    assert cli.returncode in (3, 7), cli.stderr
+    assert cli.stderr.startswith("threadctl: ")
+    assert "Traceback" not in cli.stderr
+
+
+@pytest.fixture
+def exposed() -> Iterator[Path]:
+    """A directory anyone may enter: a mistake (pytest's temp dirs are 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="threadctl-exposed-", dir="/tmp"))
+    os.chmod(directory, 0o777)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@as_root
+def test_a_loosened_socket_still_needs_the_owners_token(
+    exposed: Path, start_host: StartHost
+) -> None:
+    socket_path = exposed / "app.sock"
+    host = start_host("plain_script.py", launcher=["-m", "threadctl", "--socket", str(socket_path)])
+    os.chmod(socket_path, 0o666)  # and another: anyone may connect
+    token_file = socket_path.with_suffix(".token")
+
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    raw = _as_nobody(
+        "import sys, grpc\n"
+        "from threadctl.v1 import threadctl_pb2 as pb, threadctl_pb2_grpc as pb_grpc\n"
+        "with grpc.insecure_channel('unix:' + sys.argv[1]) as channel:\n"
+        "    try:\n"
+        "        stub = pb_grpc.ThreadControlStub(channel)\n"
+        "        stub.ListThreads(pb.ListThreadsRequest(), timeout=10)\n"
+        "    except grpc.RpcError as error:\n"
+        "        print(error.code().name)\n",
+        str(socket_path),
+    )
+    cli = _as_nobody(
+        "import sys; from threadctl.client.cli import main; sys.exit(main(sys.argv[1:]))",
+        "list", "--target", str(socket_path),
+    )  # fmt: skip
+
+    assert raw.stdout.strip() == "UNAUTHENTICATED", raw.stderr
+    assert cli.returncode == 7, cli.stderr
+    assert "cannot read" in cli.stderr
+    assert ".token" in cli.stderr
+    assert host.proc.poll() is None
+
+
+def test_calls_without_the_token_are_unauthenticated_but_reflection_is_public(
+    workers: Host,
+) -> None:
+    with grpc.insecure_channel(f"unix:{workers.ready['socket']}") as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.ThreadControlStub(channel).ListThreads(pb.ListThreadsRequest(), timeout=10)
+        from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+            ProtoReflectionDescriptorDatabase,
+        )
+
+        services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "threadctl.v1.ThreadControl" in services
+
+
+def test_the_token_is_not_sent_to_a_socket_of_another_owner(
+    workers: Host, env: dict[str, str]
+) -> None:
+    token_file = Path(workers.ready["socket"]).with_suffix(".token")
+    os.chown(token_file, NOBODY, NOBODY) if os.geteuid() == 0 else pytest.skip(
+        "needs root to chown"
+    )
+
+    result = run_cli("list", "--pid", str(workers.pid), env=env)
+
+    assert result.returncode == 7
+    assert "not sending the token" in result.stderr
+
+
+# --- TCP -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, a server certificate for localhost, and client certificates."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make certificates")
+    directory = tmp_path_factory.mktemp("pki")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=threadctl test CA")  # fmt: skip
+    (directory / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    for name, ext in (("server", ["-extfile", "server.ext"]), ("ops-console", []), ("reader", []),
+                      ("stranger", [])):  # fmt: skip
+        cn = "localhost" if name == "server" else name
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext)  # fmt: skip
+    return directory
+
+
+READ_TOKEN = "reader-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+
+
+def _tcp_host(start_host: StartHost, env: dict[str, str], config: dict[str, object]) -> Host:
+    env["THREADCTL_TEST_TCP"] = json.dumps({"tcp": "127.0.0.1:0", **config})
+    return start_host("tcp_host.py")
+
+
+def _client_env(env: dict[str, str], **extra: str) -> dict[str, str]:
+    clean = {k: v for k, v in env.items() if k not in ("THREADCTL_TEST_TCP",)}
+    return {**clean, **extra}
+
+
+def test_mutual_tls_roles_decide_who_may_stop(
+    start_host: StartHost, env: dict[str, str], pki: Path, tmp_path: Path
+) -> None:
+    host = _tcp_host(start_host, env, {
+        "cert": str(pki / "server.pem"), "key": str(pki / "server.key"),
+        "client_ca": str(pki / "ca.pem"),
+        "subjects": {"ops-console": "CONTROL", "reader": "READ"},
+    })  # fmt: skip
+    target = host.ready["tcp"]
+    client_env = _client_env(env)
+
+    def cli(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--target", target, "--tls-ca", str(pki / "ca.pem"),
+                       "--tls-cert", str(pki / f"{who}.pem"), "--tls-key", str(pki / f"{who}.key"),
+                       "--tls-server-name", "localhost", env=client_env)  # fmt: skip
+
+    reader_list = cli("reader", "list", "--json")
+    coop_tid = next(
+        t["native_id"] for t in json.loads(reader_list.stdout)["threads"] if t["name"] == "coop"
+    )
+    denied = cli("reader", "stop", str(coop_tid))
+    stranger = cli("stranger", "list")
+    allowed = cli("ops-console", "stop", str(coop_tid), "--wait", "10", "--reason", "mtls test")
+    no_cert = run_cli("list", "--target", target, "--tls-ca", str(pki / "ca.pem"),
+                      "--tls-server-name", "localhost", "--timeout", "3",
+                      env=client_env)  # fmt: skip
+
+    assert reader_list.returncode == 0, reader_list.stderr
+    assert denied.returncode == 7
+    assert "may only read" in denied.stderr
+    assert stranger.returncode == 7
+    assert allowed.returncode == 0, allowed.stderr
+    host.expect("EXITED coop")
+    assert no_cert.returncode == 3  # the TLS handshake itself fails without a certificate
+    audit = [json.loads(line[6:]) for line in _lines(host, "AUDIT ") if "stop" in line]
+    callers = {(a["caller"], a["outcome"]) for a in audit}
+    assert ("certificate CN=reader", "refused") not in callers  # refused before the handler
+    assert ("certificate CN=ops-console", "exited") in callers
+
+
+def test_tls_with_tokens_and_nothing_leaks_to_the_log(
+    start_host: StartHost, env: dict[str, str], pki: Path, tmp_path: Path
+) -> None:
+    host = _tcp_host(start_host, env, {
+        "cert": str(pki / "server.pem"), "key": str(pki / "server.key"),
+        "tokens": [["ci-reader", READ_TOKEN, "READ"], ["ci-admin", ADMIN_TOKEN, "CONTROL"]],
+    })  # fmt: skip
+    admin_file = tmp_path / "admin.token"
+    admin_file.write_text(ADMIN_TOKEN + "\n")
+    tls = [
+        "--target",
+        host.ready["tcp"],
+        "--tls-ca",
+        str(pki / "ca.pem"),
+        "--tls-server-name",
+        "localhost",
+    ]
+
+    nothing = run_cli("list", *tls, env=_client_env(env))
+    wrong = run_cli("list", *tls, env=_client_env(env, THREADCTL_TOKEN="x" * 32))
+    reader = cli_json("list", *tls, env=_client_env(env, THREADCTL_TOKEN=READ_TOKEN))
+    coop = next(t for t in reader["threads"] if t["name"] == "coop")
+    denied = run_cli(
+        "stop", str(coop["native_id"]), *tls, env=_client_env(env, THREADCTL_TOKEN=READ_TOKEN)
+    )
+    stopped = run_cli("stop", str(coop["native_id"]), "--wait", "10", *tls,
+                      "--token-file", str(admin_file),
+                      env=_client_env(env))  # fmt: skip
+
+    assert nothing.returncode == 7
+    assert "no valid credentials" in nothing.stderr
+    assert wrong.returncode == 7
+    assert denied.returncode == 7
+    assert stopped.returncode == 0, stopped.stderr
+    host.expect("EXITED coop")
+    assert host.stop() == 0
+    output = "\n".join(_lines(host, "") + host.stderr_lines)
+    assert READ_TOKEN not in output
+    assert ADMIN_TOKEN not in output
+    assert '"caller": "token ci-admin"' in output
+
+
+def test_tcp_needs_tls_unless_explicitly_insecure(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    code = (
+        "import threadctl\n"
+        "try:\n    threadctl.install(tcp='127.0.0.1:0')\n"
+        "except ValueError as error:\n    print(error)\n"
+    )
+    refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                             timeout=30, check=False)  # fmt: skip
+    host = _tcp_host(
+        start_host, env, {"insecure": True, "tokens": [["ci", ADMIN_TOKEN, "CONTROL"]]}
+    )
+
+    assert "needs TLS" in refused.stdout
+    assert any("INSECURE plaintext TCP" in line for line in _lines(host, "LOG "))
+    listing = cli_json("list", "--target", host.ready["tcp"],
+                       env=_client_env(env, THREADCTL_TOKEN=ADMIN_TOKEN))  # fmt: skip
+    assert {"coop", "other"} <= {t["name"] for t in listing["threads"]}
+
+
+def test_unix_socket_audit_names_the_local_caller(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("forcible.py", "coop")
+
+    stopped = run_cli(
+        "stop", str(host.tid("coop")), "--wait", "10", "--pid", str(host.pid), env=env
+    )
+
+    assert stopped.returncode == 0, stopped.stderr
+    record = json.loads(host.expect("AUDIT ")[len("AUDIT ") :])
+    assert record["action"] == "stop"
+    assert record["caller"] == f"unix socket (owner's token, uid {os.geteuid()})"
+
+
+def _lines(host: Host, prefix: str) -> list[str]:
+    """Lines with `prefix` the host printed so far (after a round trip, so they arrived)."""
+    while True:
+        try:
+            host.seen.append(host.lines.get_nowait())
+        except Exception:
+            break
+    return [line for line in host.seen if line.startswith(prefix)]
