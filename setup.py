@@ -5,6 +5,13 @@ Why here and not committed: generated code must match the pinned generator
 lands beside the .proto (proto/threadctl/v1/), which is the `threadctl.v1`
 package, so protoc's absolute imports (`from threadctl.v1 import ...`) are right
 by construction. Works for `pip install .` and `pip install -e .`.
+
+It also compiles the attach agent (client/_agent/agent.c), the small library
+`threadctl attach` loads into a running process. It is built like a C
+extension (so pip builds it in place for editable installs and names it per
+interpreter) but it is never imported: it links no Python symbol and only
+looks them up at run time inside the target. `optional=True`: without a C
+compiler threadctl still installs, and attach says the agent is missing.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
@@ -46,4 +53,12 @@ class BuildPyWithStubs(build_py):
         super().run()
 
 
-setup(cmdclass={"build_py": BuildPyWithStubs})
+AGENT = Extension(
+    "threadctl.client._agentlib",
+    sources=["client/_agent/agent.c"],
+    extra_compile_args=["-fvisibility=hidden", "-Wall"],
+    extra_link_args=["-pthread"],
+    optional=True,
+)
+
+setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[AGENT])

@@ -1,22 +1,12 @@
 """The `threadctl` command: list the threads of a process and stop one.
 
-Exit codes (stable, for scripts):
-    0  success (for `stop` without --wait: the stop was requested)
-    1  unexpected server error
-    2  usage error (bad arguments, or a request the server called malformed)
-    3  target not found or unreachable
-    4  no such thread
-    5  refused (protected thread, the id now names another thread, forced
-       stops disabled or impossible for that thread)
-    6  not exited when --wait ran out (the stop request stands; with --force:
-       the exception is pending, deferred, or was caught)
-    7  not allowed (not authenticated, or no permission to stop)
+Each subcommand is one function (its docstring is its help); fetching lives in
+the client, rendering in _render. Exit codes: _exits.HELP (and `threadctl --help`).
 """
 
 from __future__ import annotations
 
 import argparse
-import enum
 import json
 import math
 import os
@@ -24,44 +14,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from threadctl.client import _render, _top
+from threadctl.client import _attach_cli, _exits, _render, _top
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
-from threadctl.client._errors import (
-    InvalidArgument,
-    NotAllowed,
-    Refused,
-    TargetNotFound,
-    TargetUnavailable,
-    ThreadNotFound,
-)
+from threadctl.client._errors import InvalidArgument, ThreadNotFound
+from threadctl.client._exits import Exit, exit_code_of
 from threadctl.client._models import ThreadInfo
 from threadctl.errors import ThreadctlError
 
 ENV_TOKEN = "THREADCTL_TOKEN"  # noqa: S105 - the name of a variable
 ENV_TOKEN_FILE = "THREADCTL_TOKEN_FILE"  # noqa: S105 - the name of a variable
-
-
-class Exit(enum.IntEnum):
-    OK = 0
-    SERVER_ERROR = 1
-    USAGE = 2
-    UNREACHABLE = 3
-    NO_SUCH_THREAD = 4
-    REFUSED = 5
-    STILL_RUNNING = 6
-    NOT_ALLOWED = 7
-
-
-_EXIT_OF_ERROR: list[tuple[type[Exception], Exit]] = [
-    (InvalidArgument, Exit.USAGE),
-    (TargetNotFound, Exit.UNREACHABLE),
-    (TargetUnavailable, Exit.UNREACHABLE),
-    (ThreadNotFound, Exit.NO_SUCH_THREAD),
-    (Refused, Exit.REFUSED),
-    (NotAllowed, Exit.NOT_ALLOWED),
-]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,14 +34,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is cmd_stop and (args.tid is None) != args.all:
         parser.error("stop: give the TID of one thread, or --all")
     try:
-        if args.command is cmd_ps:
-            return int(cmd_ps(args))
+        if args.command in _NEEDS_NO_SERVER:
+            return int(args.command(args))
+        if getattr(args, "attach", False):
+            return _attach_cli.run_one_shot(args.name, args)
         address = resolve_address(args.pid, args.target)
         with Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args)) as client:
             return int(args.command(client, args))
     except ThreadctlError as error:
         print(f"threadctl: {error}", file=sys.stderr)
-        return int(next((code for cls, code in _EXIT_OF_ERROR if isinstance(error, cls)), 1))
+        return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -141,6 +106,23 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
     else:
         print("no threadctl process of this user is running", file=sys.stderr)
     return Exit.OK
+
+
+def cmd_attach(args: argparse.Namespace) -> Exit:
+    """Load the control server into a running process that never imported threadctl."""
+    return Exit(
+        _attach_cli.cmd_attach(args.target_pid, timeout=args.timeout, json_output=args.json)
+    )
+
+
+def cmd_detach(args: argparse.Namespace) -> Exit:
+    """Close the control server that `threadctl attach` loaded into a process."""
+    return Exit(
+        _attach_cli.cmd_detach(args.target_pid, timeout=args.timeout, json_output=args.json)
+    )
+
+
+_NEEDS_NO_SERVER: set[Callable[[argparse.Namespace], Exit]] = {cmd_ps, cmd_attach, cmd_detach}
 
 
 def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
@@ -331,7 +313,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="threadctl",
         description="List the threads of a running Python process and stop one of them.",
-        epilog=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        epilog=_exits.HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target_options(parser, defaults=True)
@@ -341,18 +323,27 @@ def _parser() -> argparse.ArgumentParser:
         name: str, func: Callable[[Client, argparse.Namespace], Exit]
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=func.__doc__, description=func.__doc__)
-        sub.set_defaults(command=func)
+        sub.set_defaults(command=func, name=name)
         target_options(sub, defaults=False)
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         return sub
 
-    listing = command("list", cmd_list)
+    def attachable(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "--attach",
+            action="store_true",
+            help="with --pid: run this one command inside a process that never imported"
+            " threadctl, by injection (nothing stays running there)",
+        )
+        return sub
+
+    listing = attachable(command("list", cmd_list))
     listing.add_argument("--stacks", action="store_true", help="include Python stacks")
     listing.add_argument(
         "--sort", choices=["none", *_SORT_KEYS], default="none", help="order (cpu: busiest first)"
     )
 
-    command("dump", cmd_dump)
+    attachable(command("dump", cmd_dump))
 
     top = command("top", cmd_top)
     top.add_argument(
@@ -372,11 +363,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     command("ps", cmd_ps)  # type: ignore[arg-type]
+    for name, func in (("attach", cmd_attach), ("detach", cmd_detach)):
+        sub = command(name, func)  # type: ignore[arg-type]
+        sub.add_argument("target_pid", type=_positive_int, metavar="PID", help="the process")
 
-    show = command("show", cmd_show)
+    show = attachable(command("show", cmd_show))
     show.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
 
-    stop = command("stop", cmd_stop)
+    stop = attachable(command("stop", cmd_stop))
     stop.add_argument(
         "tid", type=_positive_int, metavar="TID", nargs="?", help="kernel TID or ident"
     )

@@ -1,0 +1,193 @@
+"""Run one job inside a process that never imported threadctl, within a deadline.
+
+The steps: check the target (_inspect), write the job into a fresh private
+directory, get the agent to run it (_inject), wait for its result, clean up.
+
+- The directory is created 0700 and every file in it 0600; when root attaches
+  to another user's process they are handed to that user (chown), so only
+  that user and root can enter. Its path is all the agent is told (the agent
+  library is a copy inside it), and results come back as result.json in it,
+  so only the caller (and the process's own user) can read them. It is
+  removed afterwards, whatever happened.
+- The deadline covers everything. If it passes before the agent claimed the
+  job (renamed job.py), removing job.py cancels it: the agent, once it gets
+  the GIL, finds nothing and ends. If the job was claimed, its outcome is
+  unknown and the caller is told so. Either way the process keeps running.
+- A process that exits meanwhile is noticed at once (its start time tells it
+  from a new process with the same PID).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from threadctl.client import _inject
+from threadctl.client._attach_errors import AttachFailed, NotAttachable, TargetExited
+from threadctl.client._errors import InvalidArgument, Refused, TargetNotFound, ThreadNotFound
+from threadctl.client._inspect import Target, still_running, task_exists
+
+AGENT_FILE = "threadctl-agent.so"
+_POLL = 0.005
+# How long a claimed job may still take to answer after the deadline.
+_CLAIMED_GRACE = 1.0
+# How long to wait for the agent thread to end after it answered.
+_AGENT_EXIT_WAIT = 1.0
+_MAX_RESULT_BYTES = 64 * 1024 * 1024
+_ERROR_OF_KIND = {
+    "refused": Refused,
+    "opted_out": NotAttachable,
+    "not_found": ThreadNotFound,
+    "no_server": TargetNotFound,
+    "usage": InvalidArgument,
+}
+
+
+def run_job(target: Target, source: str, params: dict[str, Any], deadline: float) -> Any:
+    """Run `source` (a job: see _oneshot.run_job) with `params` inside `target`.
+
+    Returns:
+        The job's result (JSON data).
+
+    Raises:
+        AttachFailed (TargetExited, deadline, injection), PtraceNotPermitted,
+        and the error the job reported (Refused, ThreadNotFound, ...).
+    """
+    _inject.check_available(target)
+    agent = None if _inject.uses_remote_exec(target) else agent_library()
+    with _JobDir(target, needs_exec=agent is not None) as job:
+        job.write("params.json", json.dumps(params).encode())
+        job.write("job.py", source.encode())
+        if agent is not None:
+            job.write(AGENT_FILE, agent.read_bytes())
+            _inject.inject_library(target, job.target_path(AGENT_FILE), deadline)
+        else:
+            boot = _inject.REMOTE_BOOTSTRAP.format(job_dir=job.target_path(""))
+            job.write("remote.py", _inject.REMOTE_SCRIPT.format(source=boot).encode())
+            _inject.remote_exec(target, job.target_path("remote.py"))
+        answer = job.wait_result(deadline)
+    tid = answer.get("agent_native_id")
+    wait_until = time.monotonic() + _AGENT_EXIT_WAIT
+    while tid and task_exists(target.pid, tid) and time.monotonic() < wait_until:
+        time.sleep(_POLL)  # the agent thread is releasing the GIL and ending
+    if answer.get("ok"):
+        return answer["result"]
+    kind, message = answer.get("kind", "internal"), str(answer.get("error", "?"))
+    if kind in _ERROR_OF_KIND:
+        raise _ERROR_OF_KIND[kind](message)
+    if kind == "import":
+        raise AttachFailed(message)
+    raise AttachFailed(f"the job failed inside process {target.pid}: {message}")
+
+
+def agent_library() -> Path:
+    """The agent library built for this installation."""
+    spec = importlib.util.find_spec("threadctl.client._agentlib")
+    if spec is None or not spec.origin:
+        raise AttachFailed(
+            "threadctl's attach agent was not built (no C compiler when threadctl was"
+            " installed?); reinstall it with gcc present"
+        )
+    return Path(spec.origin)
+
+
+class _JobDir:
+    """The private directory of one job, as the caller and as the target see it."""
+
+    def __init__(self, target: Target, *, needs_exec: bool) -> None:
+        self.target = target
+        self._hand_over = os.geteuid() != target.uid
+        base = _base_directory(target, needs_exec)
+        self.path = Path(tempfile.mkdtemp(prefix="threadctl-attach-", dir=target.root + base))
+        self._seen_as = f"{base}/{self.path.name}"
+
+    def __enter__(self) -> _JobDir:
+        if self._hand_over:
+            os.chown(self.path, self.target.uid, self.target.gid)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def target_path(self, name: str) -> str:
+        return f"{self._seen_as}/{name}" if name else self._seen_as
+
+    def write(self, name: str, data: bytes) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(self.path / name, flags, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            if self._hand_over:
+                os.fchown(f.fileno(), self.target.uid, self.target.gid)
+            f.write(data)
+
+    def wait_result(self, deadline: float) -> dict[str, Any]:
+        while True:
+            answer = self._read_result()
+            if answer is not None:
+                return answer
+            if not still_running(self.target):
+                raise TargetExited(f"process {self.target.pid} exited during the attach")
+            if time.monotonic() >= deadline:
+                return self._cancel()
+            time.sleep(_POLL)
+
+    def _cancel(self) -> dict[str, Any]:
+        pid = self.target.pid
+        try:
+            (self.path / "job.py").unlink()
+        except FileNotFoundError:
+            pass  # claimed: the job runs; give it a moment to answer
+        else:
+            raise AttachFailed(
+                f"deadline passed before the agent could run in process {pid} (a thread may"
+                " hold the GIL in a long C call); the job was cancelled, nothing ran, and"
+                " the agent ends without doing anything"
+            )
+        until = time.monotonic() + _CLAIMED_GRACE
+        while time.monotonic() < until:
+            answer = self._read_result()
+            if answer is not None:
+                return answer
+            time.sleep(_POLL)
+        raise AttachFailed(
+            f"deadline passed while the job ran in process {pid}; its outcome is unknown"
+            " (the process's threadctl.audit log records control actions)"
+        )
+
+    def _read_result(self) -> dict[str, Any] | None:
+        try:
+            fd = os.open(self.path / "result.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode) or info.st_uid not in (self.target.uid, 0):
+                raise AttachFailed(f"unexpected result file in {self.path}; ignored")
+            data = f.read(_MAX_RESULT_BYTES)
+        try:
+            answer = json.loads(data)
+        except ValueError:
+            raise AttachFailed(f"process {self.target.pid} answered garbage") from None
+        return answer if isinstance(answer, dict) else {"ok": False, "error": "bad answer"}
+
+
+def _base_directory(target: Target, needs_exec: bool) -> str:
+    """A world-traversable temporary directory of the target's that allows
+    mapping code (the agent is loaded from it): /tmp unless mounted noexec."""
+    for base in ("/tmp", "/dev/shm", "/var/tmp"):
+        with contextlib.suppress(OSError):
+            flags = os.statvfs(target.root + base).f_flag
+            if not needs_exec or not flags & os.ST_NOEXEC:
+                return base
+    raise NotAttachable(
+        f"no directory of process {target.pid} allows loading the agent (/tmp, /dev/shm and"
+        " /var/tmp are mounted noexec)"
+    )

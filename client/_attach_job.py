@@ -1,0 +1,169 @@
+"""The in-process half of `threadctl attach` and `threadctl detach`.
+
+Like _oneshot.py this is sent as source and runs on the agent's thread inside
+the target (the job is _oneshot.py's runner followed by this file), so it is
+standard library only until threadctl itself is imported.
+
+Full attach imports threadctl and its dependencies (grpcio, protobuf: C
+extensions) from the CLI's environment, so:
+
+- The process must run the CLI's CPython minor version and ABI flags.
+- The CLI's directories are *appended* to sys.path, never prepended: every
+  module the process can import from its own environment comes from there.
+  They are removed again once threadctl is imported, so nothing the program
+  imports later is taken from the CLI's environment.
+- A grpcio or protobuf that the process already imported, or that its own
+  environment would provide first, must be one threadctl supports; if not,
+  nothing is imported and the refusal says why (one-shot mode still works).
+"""
+
+import contextlib
+import importlib
+import os
+import re
+import sys
+
+
+class AttachRefused(Exception):
+    """A reason not to attach; `kind` tells the client which exit code."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+IMPORT_SWITCH_INTERVAL = 0.00005
+ONE_SHOT_HINT = (
+    f"; one-shot mode (`threadctl list --pid {os.getpid()} --attach`) works on any version"
+)
+
+
+def op_attach(params: dict) -> dict:
+    if "threadctl" not in sys.modules:
+        _check_interpreter(params)
+        _check_versions(params["requirements"], _loaded_version)
+        _import_threadctl(params)
+    try:
+        module = importlib.import_module("threadctl._attach_target")
+    except ImportError:
+        version = getattr(sys.modules.get("threadctl"), "__version__", "?")
+        raise AttachRefused(
+            "refused",
+            f"the process has its own threadctl {version}, without attach support; call"
+            f" threadctl.install() in the program or upgrade it{ONE_SHOT_HINT}",
+        ) from None
+    return module.attach(caller=params["caller"], caller_uid=params["caller_uid"])
+
+
+def op_detach(params: dict) -> dict:
+    module = sys.modules.get("threadctl._attach_target")
+    install = sys.modules.get("threadctl._install")
+    if module is None:
+        if getattr(install, "_installed", None) is not None:
+            return {"outcome": "started_by_program", "address": install._installed.address}  # type: ignore[union-attr]
+        return {"outcome": "not_attached", "address": ""}
+    return module.detach(caller=params["caller"], caller_uid=params["caller_uid"])
+
+
+def _check_interpreter(params: dict) -> None:
+    wanted = tuple(params["python"]), params["abiflags"]
+    found = sys.version_info[:2], sys.abiflags
+    if found != wanted:
+        raise AttachRefused(
+            "refused",
+            f"the process runs CPython {_version_text(*found)}, threadctl's environment"
+            f" {_version_text(*wanted)}: its grpcio and protobuf cannot load there{ONE_SHOT_HINT}",
+        )
+
+
+def _import_threadctl(params: dict) -> None:
+    added = [path for path in params["paths"] if path not in sys.path]
+    sys.path.extend(added)
+    finder = _PackageFinder(params["packages"])
+    sys.meta_path.append(finder)
+    # Importing does much file I/O, and after each read a busy thread keeps the
+    # GIL for a whole switch interval (5 ms): the import took 2 s beside one
+    # spinning thread. A short interval while importing brings it to ~0.1 s.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, IMPORT_SWITCH_INTERVAL))
+    try:
+        _check_versions(params["requirements"], _installed_version)
+        importlib.import_module("threadctl")
+    except AttachRefused:
+        raise
+    except Exception as error:  # noqa: BLE001 - any import error (a version check too) is the answer
+        raise AttachRefused(
+            "import",
+            f"importing threadctl inside the process failed: {type(error).__name__}:"
+            f" {error}{ONE_SHOT_HINT}",
+        ) from None
+    finally:
+        sys.setswitchinterval(interval)
+        for path in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(path)
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(finder)
+
+
+class _PackageFinder:
+    """Finds threadctl's own packages where the CLI has them (an editable
+    install maps them to source directories that sys.path cannot express).
+    Consulted last, so a threadctl of the process's own environment wins."""
+
+    def __init__(self, packages: dict) -> None:
+        self.packages = packages
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        directory = self.packages.get(name)
+        if directory is None:
+            return None
+        import importlib.util
+
+        init = os.path.join(directory, "__init__.py")
+        return importlib.util.spec_from_file_location(
+            name, init, submodule_search_locations=[directory]
+        )
+
+
+def _check_versions(requirements: dict, version_of: object) -> None:
+    for distribution, (module, low, high) in requirements.items():
+        version = version_of(distribution, module)  # type: ignore[operator]
+        if version is None:
+            continue
+        number = _numbers(version)
+        if number < tuple(low) or (high and number >= tuple(high)):
+            supported = f">={'.'.join(map(str, low))}" + (
+                f",<{'.'.join(map(str, high))}" if high else ""
+            )
+            raise AttachRefused(
+                "refused",
+                f"the process uses {distribution} {version}, threadctl needs"
+                f" {distribution}{supported}{ONE_SHOT_HINT}",
+            )
+
+
+def _loaded_version(distribution: str, module: str) -> str | None:
+    loaded = sys.modules.get(module)
+    return None if loaded is None else str(getattr(loaded, "__version__", "0"))
+
+
+def _installed_version(distribution: str, module: str) -> str | None:
+    """The version `import` would load: the first distribution on sys.path."""
+    import importlib.metadata
+
+    loaded = _loaded_version(distribution, module)
+    if loaded is not None:
+        return loaded
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _numbers(version: str) -> tuple:
+    return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
+
+
+def _version_text(version: tuple, abiflags: str) -> str:
+    return ".".join(map(str, version)) + abiflags

@@ -1,0 +1,205 @@
+"""Getting the agent to run inside a target process.
+
+CPython 3.10 to 3.13: pyinjector (kubo/injector under it) attaches with
+ptrace, makes the process's main thread call dlopen() on the agent library on
+a scratch stack, restores its registers and detaches. Chosen over gdb: a
+pip-installable wheel for every supported version (no system package, same
+on CI), about 60 ms instead of 0.3 to 0.5 s, it stops only the borrowed thread
+(gdb's all-stop mode stops every thread for the whole session), and its
+errors are codes rather than text to parse. The agent's constructor only
+starts a thread (client/_agent/agent.c), so the borrowed thread runs no Python.
+
+The injector runs in a child process because the call cannot be interrupted
+in-process (it holds the GIL) and so the deadline can be kept. The child says
+how far it got, and that decides what happens when the deadline passes:
+
+- before ATTACHED: the child is killed. The kernel detaches a tracee whose
+  tracer dies, but a SIGSTOP of PTRACE_ATTACH may still stop it, so a process
+  found stopped afterwards gets SIGCONT (stopped ones were refused earlier).
+- after ATTACHED: the main thread is inside the remote dlopen(). Killing the
+  tracer now would let that call return into a trap with no tracer, which
+  kills the process, so the child is left to finish and detach on its own
+  (the process is running, not stopped). The caller cancels the job.
+
+Hazard common to every ptrace injector (gdb too): the borrowed thread runs
+dlopen() wherever it was stopped; if it was inside malloc or the dynamic
+loader holding their lock, dlopen() can deadlock that thread.
+
+CPython 3.14 and later: `sys.remote_exec` (PEP 768) runs a script at a safe
+point of the main thread; the script only starts a thread for the job. Not
+tested here (no 3.14 interpreter on these machines), and it needs threadctl
+itself to run on 3.14+.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+from threadctl.client._attach_errors import AttachFailed, PtraceNotPermitted, TargetExited
+from threadctl.client._inspect import Target, process_stat, ptrace_message, still_running
+
+_INJERR_NO_PROCESS = -3
+_INJERR_PERMISSION = -8
+# After DETACHED is due: munmap and PTRACE_DETACH take microseconds.
+_DETACH_GRACE = 1.0
+
+_INJECTOR = r"""
+import sys
+from pyinjector.api import PyInjectorError, attach
+pid, path = int(sys.argv[1]), sys.argv[2].encode()
+try:
+    with attach(pid) as injector:
+        print("ATTACHED", flush=True)
+        injector.inject(path)
+        print("INJECTED", flush=True)
+except PyInjectorError as error:
+    code = getattr(error, "ret_val", 0)
+    text = str(getattr(error, "error_str", None) or error).replace("\n", " ")
+    print("ERROR", code, text, flush=True)
+    sys.exit(1)
+print("DETACHED", flush=True)
+"""
+
+# The agent's bootstrap (see agent.c) for sys.remote_exec: the script runs on
+# the main thread, so it only starts a thread that claims and runs the job.
+REMOTE_SCRIPT = """\
+import _thread as _threadctl_thread
+_threadctl_thread.start_new_thread(exec, ({source!r}, {{"__name__": "__threadctl_boot__"}}))
+del _threadctl_thread
+"""
+REMOTE_BOOTSTRAP = """\
+import os
+job_dir = {job_dir!r}
+try:
+    os.rename(job_dir + '/job.py', job_dir + '/job.claimed')
+except OSError:
+    pass
+else:
+    with open(job_dir + '/job.claimed', 'rb') as job_file:
+        job_source = job_file.read()
+    exec(compile(job_source, job_dir + '/job.claimed', 'exec'),
+         {{'__name__': '__threadctl_job__', 'JOB_DIR': job_dir}})
+"""
+
+
+def uses_remote_exec(target: Target) -> bool:
+    return target.python > (3, 13)
+
+
+def check_available(target: Target) -> None:
+    """Raise AttachFailed now if this environment cannot inject into `target`."""
+    if uses_remote_exec(target):
+        if not hasattr(sys, "remote_exec"):
+            raise AttachFailed(
+                f"process {target.pid} runs CPython {target.version_text}: attaching uses"
+                " sys.remote_exec, which needs threadctl itself to run on CPython 3.14 or newer"
+                f" (it runs {sys.version.split()[0]})"
+            )
+    elif importlib.util.find_spec("pyinjector") is None:
+        raise AttachFailed("attaching needs the pyinjector package: pip install pyinjector")
+
+
+def inject_library(target: Target, library: str, deadline: float) -> None:
+    """Load `library` (a path as the target sees it) into the target.
+
+    Raises:
+        PtraceNotPermitted, TargetExited, AttachFailed (deadline or dlopen error).
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-I", "-c", _INJECTOR, str(target.pid), library],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a Ctrl-C of the caller must not kill it mid-call
+    )
+    lines = _read_lines(child, deadline)
+    if "DETACHED" in lines:
+        child.wait()
+        return
+    error = next((line for line in lines if line.startswith("ERROR ")), None)
+    if error is not None:
+        child.wait()
+        _raise_injector_error(target, error)
+    if child.poll() is not None:
+        stderr = child.stderr.read().decode(errors="replace").strip() if child.stderr else ""
+        raise AttachFailed(f"the injector failed: {stderr.splitlines()[-1] if stderr else '?'}")
+    if "ATTACHED" not in lines:
+        child.kill()
+        child.wait()
+        _resume_if_stopped(target)
+        raise AttachFailed(
+            f"deadline passed before process {target.pid} could be attached to; nothing was"
+            " injected and it runs on"
+        )
+    _ABANDONED.append(child)  # finishes on its own; see the module docstring
+    raise AttachFailed(
+        f"deadline passed while the main thread of process {target.pid} was loading the agent"
+        " (dlopen may be blocked where that thread was stopped); the injector"
+        f" (pid {child.pid}) detaches when that call returns, the process is not stopped,"
+        " and the job was cancelled"
+    )
+
+
+def remote_exec(target: Target, script: str) -> None:
+    """Run `script` (a path as the target sees it) with sys.remote_exec."""
+    try:
+        sys.remote_exec(target.pid, script)  # type: ignore[attr-defined]
+    except PermissionError:
+        raise PtraceNotPermitted(ptrace_message(target.pid, target.uid)) from None
+    except ProcessLookupError:
+        raise TargetExited(f"process {target.pid} exited during the attach") from None
+    except (OSError, RuntimeError) as error:
+        raise AttachFailed(f"sys.remote_exec failed: {error}") from None
+
+
+_ABANDONED: list[subprocess.Popen[bytes]] = []
+
+
+def _read_lines(child: subprocess.Popen[bytes], deadline: float) -> list[str]:
+    """The child's stdout lines until it exits, reports an error, or the
+    deadline passes (extended by _DETACH_GRACE once INJECTED is in)."""
+    assert child.stdout is not None
+    lines: list[str] = []
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        while True:
+            due = deadline + (_DETACH_GRACE if "INJECTED" in lines else 0.0)
+            remaining = due - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                return lines
+            chunk = os.read(child.stdout.fileno(), 4096)
+            if not chunk:
+                return lines
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            lines += [line.decode(errors="replace") for line in complete]
+            if "DETACHED" in lines or any(line.startswith("ERROR ") for line in lines):
+                return lines
+
+
+def _raise_injector_error(target: Target, line: str) -> None:
+    _, code, text = [*line.split(" ", 2), "", ""][:3]
+    if int(code or 0) == _INJERR_PERMISSION:
+        raise PtraceNotPermitted(ptrace_message(target.pid, target.uid))
+    if int(code or 0) == _INJERR_NO_PROCESS or not still_running(target):
+        raise TargetExited(f"process {target.pid} exited during the attach ({text})")
+    raise AttachFailed(f"injecting the agent into process {target.pid} failed: {text}")
+
+
+def _resume_if_stopped(target: Target) -> None:
+    """SIGCONT the process if the SIGSTOP of an interrupted PTRACE_ATTACH stopped it."""
+    for _ in range(10):
+        state, start = process_stat(target.pid)
+        if start != target.start_ticks:
+            return
+        if state == "T":
+            os.kill(target.pid, signal.SIGCONT)
+            return
+        time.sleep(0.02)
