@@ -48,7 +48,7 @@ def thread_table(listing: ThreadList) -> str:
 def top_table(sample: WatchSample, height: int | None = None) -> list[str]:
     """`threadctl top` lines: header, then threads by CPU share (busiest first)."""
     process = sample.process
-    threads = sorted(sample.threads, key=lambda t: (-(t.cpu_share or 0.0), t.native_id))
+    threads = by_cpu_share(sample.threads)
     total = sum(t.cpu_share or 0.0 for t in threads)
     lines = [
         f"PID {process.pid}  {_clip(' '.join(process.argv) or '?', 50)}  {len(threads)} threads"
@@ -69,6 +69,11 @@ def top_table(sample: WatchSample, height: int | None = None) -> list[str]:
     ]
     lines.extend(columns(rows, right_aligned={0, 2, 3}))
     return lines if height is None else lines[:height]
+
+
+def by_cpu_share(threads: list[ThreadInfo]) -> list[ThreadInfo]:
+    """Busiest first (the order of `top`); partial records after the others."""
+    return sorted(threads, key=lambda t: (-(t.cpu_share or 0.0), t.partial, t.native_id))
 
 
 def dump_text(listing: ThreadList) -> str:

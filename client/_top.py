@@ -87,7 +87,7 @@ class _TopScreen:
     def _rows(self) -> list[ThreadInfo]:
         if self._sample is None:
             return []
-        return sorted(self._sample.threads, key=lambda t: (-(t.cpu_share or 0.0), t.native_id))
+        return _render.by_cpu_share(self._sample.threads)
 
     def _draw(self, screen: curses.window) -> None:
         height, width = screen.getmaxyx()
