@@ -6,6 +6,11 @@ waiting (a `stop --wait`) would hold up the host's exit. The control plane must
 never be what keeps a process alive. These workers are daemon threads, named
 `threadctl-rpc-N` (visible as such in listings), and each marks itself
 protected as it starts, so no stop request can ever reach them.
+
+A few workers start with the pool: from CPython 3.12 on, no thread can be
+started once the interpreter is shutting down (after an uncaught
+KeyboardInterrupt, while it waits for the program's threads), and the server
+must still answer then, e.g. to show which thread holds up the exit.
 """
 
 from __future__ import annotations
@@ -24,7 +29,12 @@ class DaemonThreadPool:
     """Runs submitted calls on up to `max_workers` daemon threads, started lazily."""
 
     def __init__(
-        self, max_workers: int, name_prefix: str, on_start: Callable[[threading.Thread], None]
+        self,
+        max_workers: int,
+        name_prefix: str,
+        on_start: Callable[[threading.Thread], None],
+        *,
+        min_workers: int = 2,
     ) -> None:
         self._max_workers = max_workers
         self._name_prefix = name_prefix
@@ -35,6 +45,10 @@ class DaemonThreadPool:
         self._idle = 0
         self._counter = itertools.count(1)
         self._shut_down = False
+        with self._lock:
+            for _ in range(min_workers):
+                self._start_worker()
+                self._idle += 1
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         future: Future = Future()
@@ -47,14 +61,18 @@ class DaemonThreadPool:
             if self._idle > 0:
                 self._idle -= 1
             elif len(self._workers) < self._max_workers:
-                worker = threading.Thread(
-                    target=self._run,
-                    name=f"{self._name_prefix}-{next(self._counter)}",
-                    daemon=True,
-                )
-                self._workers.append(worker)
-                worker.start()
+                self._start_worker()
         return future
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(
+            target=self._run, name=f"{self._name_prefix}-{next(self._counter)}", daemon=True
+        )
+        try:
+            worker.start()
+        except RuntimeError:
+            return  # interpreter shutting down: the running workers serve the queue
+        self._workers.append(worker)
 
     def shutdown(self, wait: bool = True) -> None:
         """Let the workers finish queued work and exit; join them if `wait`."""

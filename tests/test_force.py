@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from support import Host, cli_json, connect, run_cli
+from support import Host, cli_json, connect, run_cli, wait_until
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -118,7 +118,8 @@ def test_thread_blocked_in_sleep_gets_a_pending_stop(
     assert record.force_delivered_at == 0
     host.expect("FINALLY sleeper")  # delivered when time.sleep returned
     assert "WOKE sleeper" not in host.seen
-    assert _record(stub_for(host), "sleeper") is None
+    stub = stub_for(host)
+    wait_until(lambda: _record(stub, "sleeper") is None, what="the sleeper to exit")
 
 
 def test_critical_section_defers_the_stop_until_it_ends(
