@@ -1,4 +1,4 @@
-"""The ThreadControl gRPC service: validation, status codes, protobuf mapping.
+"""The ThreadControl gRPC service: validation and status codes.
 
 This is the one place that knows about gRPC status codes. It turns requests
 into calls of `_control`, and domain errors into the codes promised in
@@ -17,12 +17,11 @@ from typing import NoReturn
 import grpc
 
 from threadctl import _control
-from threadctl._activity import Activity
 from threadctl._interceptors import caller_name
-from threadctl._registry import ForceState
-from threadctl._snapshot import ThreadSnapshot, snapshot_all
-from threadctl._stacks import FrameInfo
+from threadctl._proto_mapping import OUTCOME, to_proto
+from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
+from threadctl._watch import Watch
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -33,27 +32,6 @@ _STATUS_OF = {
     ThreadNotFound: grpc.StatusCode.NOT_FOUND,
     IdentityMismatch: grpc.StatusCode.FAILED_PRECONDITION,
     ProtectedThread: grpc.StatusCode.FAILED_PRECONDITION,
-}
-_OUTCOME = {
-    _control.StopOutcome.REQUESTED: pb.STOP_OUTCOME_REQUESTED,
-    _control.StopOutcome.EXITED: pb.STOP_OUTCOME_EXITED,
-    _control.StopOutcome.STILL_RUNNING: pb.STOP_OUTCOME_STILL_RUNNING,
-    _control.StopOutcome.FORCE_PENDING: pb.STOP_OUTCOME_FORCE_PENDING,
-    _control.StopOutcome.FORCE_DEFERRED: pb.STOP_OUTCOME_FORCE_DEFERRED,
-    _control.StopOutcome.FORCE_DELIVERED: pb.STOP_OUTCOME_FORCE_DELIVERED,
-}
-_ACTIVITY = {
-    Activity.UNKNOWN: pb.ACTIVITY_UNSPECIFIED,
-    Activity.RUNNING: pb.ACTIVITY_RUNNING,
-    Activity.SLEEPING: pb.ACTIVITY_SLEEPING,
-    Activity.WAITING: pb.ACTIVITY_WAITING,
-    Activity.IO: pb.ACTIVITY_IO,
-    Activity.BLOCKED: pb.ACTIVITY_BLOCKED,
-}
-_FORCE_STATE = {
-    ForceState.DEFERRED: pb.STOP_STATE_FORCE_DEFERRED,
-    ForceState.PENDING: pb.STOP_STATE_FORCE_PENDING,
-    ForceState.DELIVERED: pb.STOP_STATE_FORCE_DELIVERED,
 }
 # Answer a --wait shortly before the caller's deadline rather than after it.
 _DEADLINE_MARGIN = 0.1
@@ -127,7 +105,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         except (InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread) as error:
             _abort(context, error)
         return pb.StopThreadResponse(
-            outcome=_OUTCOME[result.outcome],
+            outcome=OUTCOME[result.outcome],
             thread=to_proto(result.thread),
             already_requested=result.already_requested,
             waited_seconds=result.waited_seconds,
@@ -159,7 +137,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         return pb.StopAllThreadsResponse(
             threads=[
                 pb.ThreadStopReport(
-                    thread=to_proto(r.thread), outcome=_OUTCOME[r.outcome], forced=r.forced
+                    thread=to_proto(r.thread), outcome=OUTCOME[r.outcome], forced=r.forced
                 )
                 for r in result.threads
             ],
@@ -185,7 +163,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         try:
             cancelled = threading.Event()
             context.add_callback(cancelled.set)
-            watch = _Watch(request.include_stacks)
+            watch = Watch(request.include_stacks)
             while not cancelled.is_set() and not self._closing.is_set():
                 yield watch.next_message(self._process)
                 deadline = time.monotonic() + interval
@@ -226,84 +204,3 @@ def _selected(
 def _abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:
     context.abort(_STATUS_OF[type(error)], str(error))
     raise AssertionError("context.abort returned")  # pragma: no cover
-
-
-def to_proto(thread: ThreadSnapshot) -> pb.ThreadRecord:
-    """The protobuf record of a snapshot."""
-    record = pb.ThreadRecord(
-        ident=thread.ident,
-        native_id=thread.native_id,
-        identity=thread.identity,
-        name=thread.name,
-        daemon=thread.daemon,
-        main=thread.main,
-        protected=thread.protected,
-        cooperative=thread.cooperative,
-        stop_state=_stop_state(thread),
-        stop_reason=thread.stop_reason,
-        stop_requested_at=thread.stop_requested_at,
-        in_critical_section=thread.in_critical_section,
-        forced_at=thread.forced_at,
-        force_delivered_at=thread.force_delivered_at,
-        activity=_ACTIVITY[thread.activity],
-        activity_detail=thread.activity_detail,
-        kernel_state=thread.kernel_state,
-        partial=thread.partial,
-    )
-    if thread.blocked_in is not None:
-        record.blocked_in.CopyFrom(_frame(thread.blocked_in))
-    if thread.cpu_seconds is not None:
-        record.cpu_seconds = thread.cpu_seconds
-    if thread.stack is not None:
-        record.stack.extend(_frame(f) for f in thread.stack.frames)
-        record.stack_truncated = thread.stack.truncated
-    return record
-
-
-def _frame(frame: FrameInfo) -> pb.Frame:
-    return pb.Frame(filename=frame.filename, line=frame.line, function=frame.function)
-
-
-def _stop_state(thread: ThreadSnapshot) -> pb.StopState.ValueType:
-    if thread.force is not ForceState.NONE:
-        return _FORCE_STATE[thread.force]
-    return pb.STOP_STATE_REQUESTED if thread.stop_requested else pb.STOP_STATE_NONE
-
-
-class _Watch:
-    """State of one WatchThreads call: the previous snapshot, to compute CPU
-    shares and which threads started or exited."""
-
-    def __init__(self, include_stacks: bool) -> None:
-        self._include_stacks = include_stacks
-        self._previous: dict[str, pb.ThreadRecord] = {}
-        self._previous_time: float | None = None
-
-    def next_message(self, process: pb.ProcessInfo) -> pb.WatchThreadsResponse:
-        now = time.monotonic()
-        sample_time = time.time()
-        current: dict[str, pb.ThreadRecord] = {}
-        for thread in snapshot_all(include_stacks=self._include_stacks):
-            record = to_proto(thread)
-            key = thread.identity or f"partial:{thread.ident}"
-            before = self._previous.get(key)
-            elapsed = None if self._previous_time is None else now - self._previous_time
-            if (
-                elapsed
-                and before is not None
-                and before.HasField("cpu_seconds")
-                and (record.HasField("cpu_seconds"))
-            ):
-                record.cpu_share = max(0.0, record.cpu_seconds - before.cpu_seconds) / elapsed
-            current[key] = record
-        first = self._previous_time is None
-        message = pb.WatchThreadsResponse(
-            process=process,
-            threads=current.values(),
-            sample_time=sample_time,
-            interval_seconds=0.0 if first else now - (self._previous_time or now),
-            started=[] if first else [k for k in current if k not in self._previous],
-            exited=[r for k, r in self._previous.items() if k not in current],
-        )
-        self._previous, self._previous_time = current, now
-        return message
