@@ -43,3 +43,20 @@ lint: $(STAMP)
 
 clean:
 	rm -rf .venv .venv-* build *.egg-info tests/reflection_client/node_modules proto/threadctl/v1/*_pb2*.py proto/threadctl/v1/*_pb2*.pyi
+
+# `make bench`: threadctl beside its baselines (tests/bench); prints a table and
+# writes bench-results.json. Not part of `make test` (which runs a smoke of it).
+# py-spy is one baseline; without it that row says why it was skipped.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+.PHONY: bench bench-smoke
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet py-spy || echo "py-spy not installed: its baseline will be skipped"
+	touch $@
+
+bench: $(BENCH_STAMP)
+	PYTHONPATH=tests $(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	PYTHONPATH=tests $(BIN)/python -m bench --smoke

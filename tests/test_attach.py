@@ -426,9 +426,12 @@ def test_stop_of_a_stopped_process_is_refused(start_plain: StartPlain, env: dict
 )
 def test_one_shot_reaches_a_process_with_its_own_tmp(env: dict[str, str]) -> None:
     """Like a service with systemd's PrivateTmp: another mount namespace."""
-    script = 'mount -t tmpfs threadctl-test /tmp && exec "$0" "$1"'
+    # The program goes in as source text: the checkout itself may live under
+    # /tmp, which the new mount hides.
+    script = 'mount -t tmpfs threadctl-test /tmp && exec "$0" -c "$1"'
     argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
-    host = Host([*argv, same_python_without_threadctl(), str(HOSTS / "plain_target.py")], env)
+    source = (HOSTS / "plain_target.py").read_text()
+    host = Host([*argv, same_python_without_threadctl(), source], env)
     try:
         stopped = attach_cli(
             "stop", str(host.tid("spinner")), "--force", "--wait", "10", "--pid", str(host.pid),

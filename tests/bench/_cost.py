@@ -1,0 +1,139 @@
+"""Cost to the host: a fixed CPU-bound workload timed under each server condition.
+
+Measured inside one process, alternating: install, time the workload with the
+server idle and polled at 10 Hz and 100 Hz (in rotating order), close, time it
+with no server; repeat. Comparing two processes does not work: an allocating
+workload in two fresh processes of the same program differed by up to 12%
+here (memory layout), ten times the 1% being judged; so the workload
+allocates nothing, and every comparison is within one process. Ratios are medians of
+per-round ratios. Beside it, the CPU the host process burns while it is
+otherwise idle, which no layout effect can fake.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+from bench._hostctl import BenchHost, Connection
+from bench._report import Figure, timing
+from bench._stats import median
+
+SERVED = (("idle", 0), ("10hz", 10), ("100hz", 100))
+TARGETS = {"idle": 1.01, "10hz": 1.03, "100hz": None}
+LABELS = {"idle": "idle server", "10hz": "ListThreads at 10 Hz", "100hz": "ListThreads at 100 Hz"}
+
+
+class Poller:
+    """Calls ListThreads `rate` times a second on its own thread while open (0: never)."""
+
+    def __init__(self, conn: Connection, rate: float) -> None:
+        self._conn = conn
+        self._rate = rate
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
+        self._polls = 0
+        self._opened = self._closed = 0.0
+
+    def _run(self) -> None:
+        interval = 1.0 / self._rate
+        due = time.monotonic()
+        while not self._stop.wait(max(due - time.monotonic(), 0.0)):
+            self._conn.list_threads()
+            self._polls += 1
+            due += interval
+
+    @property
+    def achieved(self) -> float:
+        """Calls per second actually made: fewer than asked when each call
+        waits for a busy host's GIL."""
+        return self._polls / (self._closed - self._opened)
+
+    def __enter__(self) -> Poller:
+        self._opened = time.monotonic()
+        if self._rate:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._rate:
+            self._thread.join()
+        self._closed = time.monotonic()
+
+
+Samples = dict[str, list[float]]
+
+
+def _rounds(host: BenchHost, rounds: int, command: str, answer: str) -> tuple[Samples, Samples]:
+    """Answers to `command` per condition, `rounds` times (served ones, then
+    closed), and the polling rates achieved meanwhile."""
+    results: Samples = {"none": [], **{name: [] for name, _ in SERVED}}
+    rates: Samples = {name: [] for name, _ in SERVED}
+    host.ask(command, answer)  # warm-up
+    for r in range(rounds):
+        address = host.ask("install", "INSTALLED")["address"]
+        with Connection(address) as conn:
+            conn.list_threads()
+            shift = r % len(SERVED)
+            for name, rate in SERVED[shift:] + SERVED[:shift]:
+                with Poller(conn, rate) as poller:
+                    results[name].append(_value(host.ask(command, answer)))
+                rates[name].append(poller.achieved)
+        host.ask("close", "CLOSED")
+        results["none"].append(_value(host.ask(command, answer)))
+    return results, rates
+
+
+def _label(name: str, rates: Samples) -> str:
+    achieved = median(rates[name])
+    return LABELS[name] if name == "idle" else f"{LABELS[name]} ({achieved:.0f}/s done)"
+
+
+def _value(answer: dict[str, float]) -> float:
+    """Workload seconds, or the share of one core the process used."""
+    return answer["seconds"] if "seconds" in answer else answer["cpu"] / answer["wall"]
+
+
+def host_cost(host: BenchHost, rounds: int, iterations: int) -> list[Figure]:
+    """Workload wall time per condition; ratios are medians of per-round ratios."""
+    seconds, rates = _rounds(host, rounds, f"work {iterations}", "WORK")
+    floor = median(seconds["none"])
+    figures = [timing("work_no_server", "host workload, no server (closed)", seconds["none"])]
+    for name, _ in SERVED:
+        ratios = [s / n for s, n in zip(seconds[name], seconds["none"], strict=True)]
+        figures.append(
+            timing(
+                f"work_{name}",
+                f"host workload, {_label(name, rates)}",
+                seconds[name],
+                baseline=floor,
+                baseline_label="no server",
+                target_ratio=TARGETS[name],
+                paired_ratio=median(ratios),
+            )
+        )
+    return figures
+
+
+def host_cpu(host: BenchHost, rounds: int, window: float) -> list[Figure]:
+    """Share of one core the otherwise idle host uses per condition."""
+    shares, rates = _rounds(host, rounds, f"cpu {window}", "CPU")
+    return [
+        Figure(
+            id=f"cpu_{name}",
+            label="host CPU use, "
+            + ("no server (closed)" if name == "none" else _label(name, rates)),
+            unit="% core",
+            median=median(values) * 100,
+            p99=max(values) * 100,
+            n=len(values),
+        )
+        for name, values in shares.items()
+    ]
