@@ -89,6 +89,10 @@ def _import_threadctl(params: dict) -> None:
     try:
         _check_versions(params["requirements"], _installed_version)
         importlib.import_module("threadctl")
+        # The package imports its modules on first use: import what attach
+        # runs (and, through it, grpcio and protobuf) while the paths are here.
+        importlib.import_module("threadctl._attach_target")
+        importlib.import_module("threadctl._install")
     except AttachRefused:
         raise
     except Exception as error:  # noqa: BLE001 - any import error (a version check too) is the answer

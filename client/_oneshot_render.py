@@ -75,7 +75,8 @@ def _thread_info(record: dict[str, Any], *, with_stack: bool) -> ThreadInfo:
     values["blocked_in"] = Frame(**record["blocked_in"]) if record.get("blocked_in") else None
     if "activity" not in record:
         frames = [FrameInfo(f.filename, f.line, f.function) for f in stack]
-        activity, detail = classify(frames, record.get("callee"), record.get("kernel_state", ""))
+        kernel_state = str(record.get("kernel_state", ""))
+        activity, detail = classify(frames, record.get("callee"), lambda: kernel_state)
         values.update(activity=activity.value, activity_detail=detail)
     known = {field.name for field in fields(ThreadInfo)}
     return ThreadInfo(**{key: value for key, value in values.items() if key in known})

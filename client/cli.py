@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from threadctl.client import _attach_cli, _exits, _render, _top
+from threadctl.client import _exits, _render
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
@@ -37,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in _NEEDS_NO_SERVER:
             return int(args.command(args))
         if getattr(args, "attach", False):
+            from threadctl.client import _attach_cli  # only now: it loads the host side
+
             return _attach_cli.run_one_shot(args.name, args)
         address = resolve_address(args.pid, args.target)
         with Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args)) as client:
@@ -79,6 +81,8 @@ def cmd_dump(client: Client, args: argparse.Namespace) -> Exit:
 
 def cmd_top(client: Client, args: argparse.Namespace) -> Exit:
     """Live view of the threads, busiest first (q quits; prints snapshots without a terminal)."""
+    from threadctl.client import _top  # only now: curses
+
     if args.iterations or not _top.stdout_is_terminal():
         _top.print_snapshots(client, args.interval, args.iterations)
     else:
@@ -110,6 +114,8 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
 
 def cmd_attach(args: argparse.Namespace) -> Exit:
     """Load the control server into a running process that never imported threadctl."""
+    from threadctl.client import _attach_cli
+
     return Exit(
         _attach_cli.cmd_attach(args.target_pid, timeout=args.timeout, json_output=args.json)
     )
@@ -117,6 +123,8 @@ def cmd_attach(args: argparse.Namespace) -> Exit:
 
 def cmd_detach(args: argparse.Namespace) -> Exit:
     """Close the control server that `threadctl attach` loaded into a process."""
+    from threadctl.client import _attach_cli
+
     return Exit(
         _attach_cli.cmd_detach(args.target_pid, timeout=args.timeout, json_output=args.json)
     )

@@ -3,19 +3,18 @@
 Host side (this package): `install()` starts the control server; thread code
 uses `stop_requested()`, `sleep()` and `check_stop()` so that a cooperative
 stop is noticed. Client side: `threadctl.client` and the `threadctl` CLI.
+
+Names are imported on first use (PEP 562): the CLI and client library import
+this package too, and should not pay for the server (grpc's health and
+reflection services, the registry, the signal and fork hooks) to list threads.
 """
 
-from threadctl._auth import Role, TLSConfig, TokenGrant
-from threadctl._consume import consume
-from threadctl._control import StopOutcome, StopResult, get_thread, stop
-from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
-from threadctl._force import CriticalSection, ForcedStop, critical
-from threadctl._hooks import StopHook, on_stop
-from threadctl._install import ControlServer, install
-from threadctl._snapshot import ThreadSnapshot, snapshot_all
-from threadctl._stop_all import StopAllResult, ThreadReport, stop_all
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from threadctl._version import __version__
-from threadctl._waits import STOPPED, get, wait, wait_for
 from threadctl.errors import (
     AlreadyInstalled,
     IdentityMismatch,
@@ -28,7 +27,47 @@ from threadctl.errors import (
     UnsafeRuntimeDirectory,
 )
 
-list_threads = snapshot_all
+if TYPE_CHECKING:
+    from threadctl._auth import Role, TLSConfig, TokenGrant
+    from threadctl._consume import consume
+    from threadctl._control import StopOutcome, StopResult, get_thread, stop
+    from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
+    from threadctl._force import CriticalSection, ForcedStop, critical
+    from threadctl._hooks import StopHook, on_stop
+    from threadctl._install import ControlServer, install
+    from threadctl._snapshot import ThreadSnapshot
+    from threadctl._snapshot import snapshot_all as list_threads
+    from threadctl._stop_all import StopAllResult, ThreadReport, stop_all
+    from threadctl._waits import STOPPED, get, wait, wait_for
+
+# public name -> (module, name there)
+_LAZY = {
+    **dict.fromkeys(("Role", "TLSConfig", "TokenGrant"), "threadctl._auth"),
+    "consume": "threadctl._consume",
+    **dict.fromkeys(("StopOutcome", "StopResult", "get_thread", "stop"), "threadctl._control"),
+    **dict.fromkeys(("check_stop", "clear_stop", "sleep", "stop_requested"), "threadctl._flag"),
+    **dict.fromkeys(("CriticalSection", "ForcedStop", "critical"), "threadctl._force"),
+    **dict.fromkeys(("StopHook", "on_stop"), "threadctl._hooks"),
+    **dict.fromkeys(("ControlServer", "install"), "threadctl._install"),
+    **dict.fromkeys(("ThreadSnapshot", "list_threads"), "threadctl._snapshot"),
+    **dict.fromkeys(("StopAllResult", "ThreadReport", "stop_all"), "threadctl._stop_all"),
+    **dict.fromkeys(("STOPPED", "get", "wait", "wait_for"), "threadctl._waits"),
+}
+_RENAMED = {"list_threads": "snapshot_all"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'threadctl' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "STOPPED",

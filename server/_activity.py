@@ -13,8 +13,9 @@ detail precise. It is a heuristic: the listing says what it looks like.
 from __future__ import annotations
 
 import enum
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from threadctl._stacks import FrameInfo
 
@@ -63,6 +64,8 @@ _KNOWN_WAITS: list[tuple[str, tuple[str, ...], Activity, str]] = [
     ),
 ]
 _LIBRARY_FILES = (*{suffix for suffix, *_ in _KNOWN_WAITS}, _OURS + "_force.py")
+# Innermost frames looked at to name a wait (a threadctl.get sits 4 deep).
+_WAIT_FRAMES = 6
 _CALLEE_ACTIVITY = {
     "sleep": Activity.SLEEPING,
     "acquire": Activity.WAITING,
@@ -80,18 +83,18 @@ _IO_CALLEES = {
 
 
 def classify(
-    frames: Sequence[FrameInfo], callee: str | None, kernel_state: str
+    frames: Sequence[FrameInfo], callee: str | None, kernel_state: Callable[[], str]
 ) -> tuple[Activity, str]:
     """(activity, detail) from the stack (innermost last), the innermost
-    frame's current callee (see current_call) and the kernel state letter."""
+    frame's current callee (see _bytecode.current_call) and the kernel state
+    letter, which is only asked for (it costs a /proc read) when it decides:
+    a thread in a C call threadctl cannot name may be running or blocked."""
     if not frames:
-        return (Activity.RUNNING, "") if kernel_state == "R" else (Activity.UNKNOWN, "")
+        return (Activity.RUNNING, "") if kernel_state() == "R" else (Activity.UNKNOWN, "")
     if callee is None:
         # Between bytecodes: running, or waiting for the GIL to run.
         return Activity.RUNNING, ""
-    if kernel_state == "R":
-        return Activity.RUNNING, f"in {callee}()" if callee else "in C code"
-    known = _known_wait(frames)
+    known = _known_wait(tuple(frames[-_WAIT_FRAMES:]))
     if known is not None:
         return known
     if callee == "sleep":
@@ -102,10 +105,13 @@ def classify(
         return Activity.WAITING, "with (lock or context manager)"
     if callee in _CALLEE_ACTIVITY:
         return _CALLEE_ACTIVITY[callee], callee
+    if kernel_state() == "R":
+        return Activity.RUNNING, f"in {callee}()" if callee else "in C code"
     return Activity.BLOCKED, callee or "C code"
 
 
-def _known_wait(frames: Sequence[FrameInfo]) -> tuple[Activity, str] | None:
+@functools.lru_cache(maxsize=4096)
+def _known_wait(frames: tuple[FrameInfo, ...]) -> tuple[Activity, str] | None:
     """The most specific known wait among the innermost library frames.
 
     Only the contiguous run of library frames at the top of the stack counts

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 
 from threadctl._activity import Activity, classify
-from threadctl._procfs import thread_stat
+from threadctl._procfs import thread_cpu_seconds, thread_state
 from threadctl._registry import ForceState, registry
 from threadctl._stacks import EMPTY, MAX_DEPTH, FrameInfo, Stack, capture_stacks
 
@@ -77,12 +77,20 @@ def snapshot(
         with_stack: report the stack (else it only serves to classify).
     """
     ident = thread.ident or 0
+    alive = is_alive(thread)
     if stack is None:
-        stack = capture_stacks([ident], depth=ACTIVITY_DEPTH).get(ident, EMPTY)
+        # An exited thread (the answer to a stop) has no stack to capture.
+        stack = capture_stacks([ident], depth=ACTIVITY_DEPTH).get(ident, EMPTY) if alive else EMPTY
     state = registry.state_of(thread)
     native_id = thread.native_id or 0
-    stat = thread_stat(native_id)
-    activity, detail = classify(stack.frames, stack.callee, stat.state)
+    kernel_state = ""
+
+    def read_kernel_state() -> str:
+        nonlocal kernel_state
+        kernel_state = thread_state(native_id) if alive else ""
+        return kernel_state
+
+    activity, detail = classify(stack.frames, stack.callee, read_kernel_state)
     force = state.force
     pending = force is ForceState.PENDING and stack.frames
     return ThreadSnapshot(
@@ -97,7 +105,7 @@ def snapshot(
         stop_requested=state.stop_is_requested,
         stop_reason=state.stop_reason,
         stop_requested_at=state.stop_requested_at,
-        cpu_seconds=stat.cpu_seconds,
+        cpu_seconds=thread_cpu_seconds(native_id) if alive else None,
         stack=stack if with_stack else None,
         in_critical_section=bool(state.critical_marks),
         force=force,
@@ -106,7 +114,7 @@ def snapshot(
         blocked_in=stack.frames[-1] if pending else None,
         activity=activity,
         activity_detail=detail,
-        kernel_state=stat.state,
+        kernel_state=kernel_state,
     )
 
 
@@ -122,7 +130,7 @@ def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
     ]
     for ident, stack in stacks.items():
         if ident not in threads:
-            activity, detail = classify(stack.frames, stack.callee, "")
+            activity, detail = classify(stack.frames, stack.callee, str)
             records.append(
                 ThreadSnapshot(
                     ident=ident,

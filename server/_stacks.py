@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
+from typing import NamedTuple
 
 from threadctl._bytecode import current_call
 
@@ -50,9 +51,11 @@ def _qualname(code: CodeType) -> str:
 _capture_lock = threading.Lock()
 
 
-@dataclass(frozen=True)
-class FrameInfo:
-    """One frame: file, line (0 when CPython cannot tell) and function."""
+class FrameInfo(NamedTuple):
+    """One frame: file, line (0 when CPython cannot tell) and function.
+
+    A named tuple: listings build one per frame of every thread, and tuples
+    are the cheapest immutable, hashable records Python has."""
 
     filename: str
     line: int
