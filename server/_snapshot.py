@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from threadctl._activity import Activity, classify
 from threadctl._procfs import thread_cpu_seconds, thread_state
 from threadctl._registry import ForceState, registry
-from threadctl._stacks import EMPTY, MAX_DEPTH, FrameInfo, Stack, capture_stacks
+from threadctl._stacks import EMPTY, FrameInfo, Stack, capture_stacks
 
 # Frames looked at to tell what a thread is doing when no stack was asked for.
 ACTIVITY_DEPTH = 8
@@ -68,19 +68,27 @@ def live_threads() -> dict[int, threading.Thread]:
 
 
 def snapshot(
-    thread: threading.Thread, stack: Stack | None = None, with_stack: bool = False
+    thread: threading.Thread,
+    stack: Stack | None = None,
+    with_stack: bool = False,
+    alive: bool | None = None,
 ) -> ThreadSnapshot:
-    """Describe one live thread (assigning it an identity on first sight).
+    """Describe one thread (assigning it an identity on first sight).
 
     Args:
         stack: the thread's stack if already captured (else captured here).
         with_stack: report the stack (else it only serves to classify).
+        alive: whether the thread runs, if the caller knows.
     """
     ident = thread.ident or 0
-    alive = is_alive(thread)
+    alive = is_alive(thread) if alive is None else alive
     if stack is None:
         # An exited thread (the answer to a stop) has no stack to capture.
-        stack = capture_stacks([ident], depth=ACTIVITY_DEPTH).get(ident, EMPTY) if alive else EMPTY
+        stack = (
+            capture_stacks([ident], depth=ACTIVITY_DEPTH, lines=False).get(ident, EMPTY)
+            if alive
+            else EMPTY
+        )
     state = registry.state_of(thread)
     native_id = thread.native_id or 0
     kernel_state = ""
@@ -92,7 +100,10 @@ def snapshot(
 
     activity, detail = classify(stack.frames, stack.callee, read_kernel_state)
     force = state.force
-    pending = force is ForceState.PENDING and stack.frames
+    pending = force is ForceState.PENDING and alive
+    if pending and not with_stack:  # blocked_in shows a line: capture with lines
+        stack = capture_stacks([ident], depth=1).get(ident, EMPTY)
+    pending = pending and bool(stack.frames)
     return ThreadSnapshot(
         ident=ident,
         native_id=native_id,
@@ -124,9 +135,14 @@ def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
     Threads unknown to `threading` come last, as partial records.
     """
     threads = live_threads()
-    stacks = capture_stacks(depth=MAX_DEPTH if include_stacks else ACTIVITY_DEPTH)
+    stacks = (
+        capture_stacks()
+        if include_stacks
+        else capture_stacks(depth=ACTIVITY_DEPTH, lines=False)  # only to classify
+    )
     records = [
-        snapshot(t, stacks.get(ident, EMPTY), include_stacks) for ident, t in threads.items()
+        snapshot(t, stacks.get(ident, EMPTY), include_stacks, alive=True)
+        for ident, t in threads.items()
     ]
     for ident, stack in stacks.items():
         if ident not in threads:

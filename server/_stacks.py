@@ -76,9 +76,13 @@ class Stack:
 EMPTY = Stack((), False)
 
 
-def capture_stacks(idents: Iterable[int] | None = None, depth: int = MAX_DEPTH) -> dict[int, Stack]:
+def capture_stacks(
+    idents: Iterable[int] | None = None, depth: int = MAX_DEPTH, *, lines: bool = True
+) -> dict[int, Stack]:
     """Stacks of the given threads (all threads running Python code if None),
-    keyed by ident, at most `depth` innermost frames each.
+    keyed by ident, at most `depth` innermost frames each. Without `lines`,
+    every line is 0: computing a frame's line decodes its line table, and only
+    shown stacks need it.
 
     Threads that are not running Python code at the moment (or have exited)
     are absent from the result.
@@ -91,7 +95,7 @@ def capture_stacks(idents: Iterable[int] | None = None, depth: int = MAX_DEPTH) 
             frames = sys._current_frames()
             try:
                 return {
-                    ident: _walk(frame, depth)
+                    ident: _walk(frame, depth, lines)
                     for ident, frame in frames.items()
                     if wanted is None or ident in wanted
                 }
@@ -102,7 +106,7 @@ def capture_stacks(idents: Iterable[int] | None = None, depth: int = MAX_DEPTH) 
                 gc.enable()
 
 
-def _walk(frame: FrameType, depth: int) -> Stack:
+def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
     callee = current_call(frame.f_code, frame.f_lasti)
     frames: list[FrameInfo] = []
     walked: FrameType | None = frame
@@ -114,7 +118,7 @@ def _walk(frame: FrameType, depth: int) -> Stack:
         frames.append(
             FrameInfo(
                 filename=code.co_filename,
-                line=frame.f_lineno or 0,
+                line=(frame.f_lineno or 0) if lines else 0,
                 function=_qualname(code),
             )
         )
