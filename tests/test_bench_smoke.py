@@ -34,6 +34,13 @@ FIGURES = {
     "cli_vs_grpc_rpc",
     "cli_vs_import_grpc",
     "cli_vs_pyspy",
+    "stop_all",
+    "stop_all_event_wakes",
+    "stop_all_cli",
+    "attach_oneshot_list",
+    "attach_first",
+    "attach_detach",
+    "attach_pyspy",
     "rss_install",
     "rss_per_thread",
 }

@@ -1,11 +1,15 @@
 """Run the benchmark: `PYTHONPATH=tests python -m bench [--smoke] [--json PATH]`.
 
-Three host processes of tests/bench/hosts/bench_host.py:
+Four host processes of tests/bench/hosts/bench_host.py:
 1. cost: RSS of install(), then workload rounds with threadctl installed and
    closed in turn; beside it a fresh host for a bare gRPC server's RSS;
 2. latency (one host with threadctl and a bare echo server, grown from 10 to
    10,000 threads): stops and the CLI while it is small, listings at each
-   size, RSS per thread.
+   size, RSS per thread;
+3. stop_all (a host of its own): 1,000 cooperating threads stopped at once,
+   in the host and by `threadctl stop --all` (bench/_stop_all.py).
+Then attach: plain processes that never imported threadctl, reached by
+`threadctl attach` and one-shot `--attach`, beside py-spy (bench/_attach.py).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import google.protobuf
 import grpc
 
 import threadctl
-from bench import _cli, _cost, _latency, _memory
+from bench import _attach, _cli, _cost, _latency, _memory, _stop_all
 from bench._hostctl import BenchHost, Connection, connect
 from bench._report import Figure, render_table, timing, write_json
 from support import host_env
@@ -54,6 +58,10 @@ class Sizes:
     cpu_rounds: int = 3
     cpu_window: float = 1.0
     cli_runs: int = 10
+    stop_all_threads: int = 1000
+    stop_all_runs: int = 5
+    stop_all_cli_runs: int = 5
+    attach_runs: int = 5
 
 
 FULL = Sizes()
@@ -68,6 +76,10 @@ SMOKE = Sizes(
     cpu_rounds=1,
     cpu_window=0.05,
     cli_runs=1,
+    stop_all_threads=20,
+    stop_all_runs=1,
+    stop_all_cli_runs=1,
+    attach_runs=1,
 )
 
 
@@ -84,7 +96,7 @@ def hosts(env: dict[str, str], count: int) -> Iterator[list[BenchHost]]:
             host.stop()
 
 
-SECTIONS = ("listing", "stops", "cost", "cli", "memory")
+SECTIONS = ("listing", "stops", "cost", "cli", "attach", "memory")
 Sections = dict[str, list[Figure]]
 
 
@@ -176,7 +188,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = Path(scratch) / "run"
         runtime.mkdir(mode=0o700)
         env = host_env(runtime)
-        parts = [cost_and_install(env, sizes), latency(env, sizes)]
+        parts = [
+            cost_and_install(env, sizes),
+            latency(env, sizes),
+            {
+                "stops": _stop_all.stop_all(
+                    env, sizes.stop_all_threads, sizes.stop_all_runs, sizes.stop_all_cli_runs
+                )
+            },
+            {"attach": _attach.attach(env, sizes.attach_runs)},
+        ]
     figures = [f for name in SECTIONS for part in parts for f in part.get(name, [])]
     meta = {
         "smoke": args.smoke,

@@ -19,6 +19,10 @@ Commands, one per line; each answers one line `<WORD> <json>`:
   spin           a busy thread; prints RAISED {t_ns} when forced   SPIN {ident}
   work N         the fixed CPU-bound workload                      WORK {seconds}
   cpu S          process CPU time over S seconds of idling         CPU {cpu, wall}
+  stopall N R    R rounds: stop_all() of N cooperating threads,    STOPALL {threadctl, bare}
+                 alternating with N bare Event wakes
+  coopmany N     N threads blocked in threadctl.sleep/wait         COOPMANY {threads}
+  coopalive      how many of the last coopmany batch are alive     COOPALIVE {alive}
 EOF ends the host. Times are seconds unless named *_ns.
 """
 
@@ -35,6 +39,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import _stop_many
 import _stops
 import grpc
 
@@ -165,6 +170,12 @@ def main() -> None:
                 say("CPU", cpu_use(float(args[0])))
             elif command == "work":
                 say("WORK", {"seconds": workload(int(args[0]))})
+            elif command == "stopall":
+                say("STOPALL", _stop_many.stop_all_rounds(int(args[0]), int(args[1])))
+            elif command == "coopmany":
+                say("COOPMANY", {"threads": _stop_many.start_cooperating(int(args[0]))})
+            elif command == "coopalive":
+                say("COOPALIVE", {"alive": _stop_many.cooperating_alive()})
             else:
                 say("ERROR", {"command": line.strip()})
     finally:
