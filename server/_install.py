@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import platform
+import re
 import socket
 import sys
 import threading
@@ -33,7 +34,7 @@ from threadctl._servicer import ThreadControlServicer
 from threadctl._signals import SignalStopper
 from threadctl._tcp import add_tcp_port, check_tcp_settings
 from threadctl._version import __version__
-from threadctl.errors import AlreadyInstalled, SocketInUse
+from threadctl.errors import AlreadyInstalled, SocketInUse, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -47,6 +48,16 @@ MAX_CONCURRENT_RPCS = 32
 
 _install_lock = threading.Lock()
 _installed: ControlServer | None = None
+# The PID of the process that last started a server. A child forked from it
+# inherits the value (gRPC's state came over the fork, its threads did not),
+# so a different PID here means "forked after gRPC ran" (install() checks).
+_served_in_pid: int | None = None
+# The first grpcio seen to serve in a forked child without harm (1.80.0 to
+# 1.85.3 did; 1.66.2, 1.75.1 and 1.78.2 did not, see _check_fork_support).
+_GRPC_SERVES_AFTER_FORK = (1, 80)
+# How long a server started in a forked child gets to answer a connection.
+_AFTER_FORK_PROBE_SECONDS = 5.0
+_AFTER_FORK = "threadctl cannot serve in a process forked from one that ran its server"
 
 
 class ControlServer:
@@ -115,14 +126,18 @@ class ControlServer:
         before = set(threading.enumerate())
         self._server.start()
         _protect_grpc_threads(before)
-        atexit.register(self.close, 0)
+        # None, not 0: grpc's stop(0) starts a thread to cancel the calls in
+        # flight, which CPython 3.12 refuses at interpreter exit (RuntimeError,
+        # and the socket stays behind); stop(None) cancels them at once.
+        atexit.register(self.close, None)
 
     def close(self, grace: float | None = 1.0) -> None:
         """Stop serving, end waiting calls, remove the socket. Idempotent.
 
         Args:
             grace: seconds in-flight calls get to finish before they are
-                cancelled; waits inside calls end at once either way.
+                cancelled (None: cancel them at once); waits inside calls end
+                at once either way.
         """
         global _installed
         with self._close_lock:
@@ -206,8 +221,11 @@ def install(
         AlreadyInstalled: a server runs already and `exist_ok` is False.
         SocketInUse: a live server already answers on the socket path.
         UnsafeRuntimeDirectory: the default directory is not private to us.
+        ThreadctlError: this process was forked from one that ran a server,
+            and gRPC cannot serve in it (it depends on the grpcio version).
     """
-    global _installed
+    global _installed, _served_in_pid
+    forked = _served_in_pid not in (None, os.getpid())
     with _install_lock:
         if _installed is not None and _installed.pid == os.getpid():
             if exist_ok:
@@ -222,6 +240,8 @@ def install(
             path = Path(socket_path)
         grants = tuple(tokens)
         check_tcp_settings(tcp, tls, grants, insecure_plaintext_tcp)
+        if forked:
+            _check_fork_support()
         stopper = None
         if stop_on_signals:
             stopper = SignalStopper(
@@ -236,12 +256,71 @@ def install(
             tokens=grants,
         )
         server._start()
-        if stopper is not None:
-            stopper.install()
-        _force.install_quiet_excepthook()
-        _installed = server
+        # A safety net for gRPC versions and settings not measured: a server
+        # that accepts connections but never answers is never handed out.
+        broken = forked and not _answers_http2(server.socket_path, _AFTER_FORK_PROBE_SECONDS)
+        if not broken:
+            if stopper is not None:
+                stopper.install()
+            _force.install_quiet_excepthook()
+            _installed = server
+            _served_in_pid = os.getpid()
+    if broken:
+        server.close(0)  # takes _install_lock: outside the block above
+        raise ThreadctlError(
+            f"{_AFTER_FORK}: gRPC (grpcio {grpc.__version__}) gave it a server that accepts"
+            " connections but never answers. Start this process with a fresh interpreter"
+            " (exec, or multiprocessing's 'spawn' or 'forkserver') to control it."
+        )
     logger.debug("threadctl control server listening on %s", server.address)
     return server
+
+
+def _check_fork_support() -> None:
+    """Refuse, before touching gRPC, where a server in a forked child would do harm.
+
+    Measured with a parent serving and a child calling install():
+    - grpcio older than 1.80 keeps using the parent's epoll instance (a
+      forked child shares it): the child's server never answered, and the
+      parent died of SIGSEGV soon after (1.66.2, 1.75.1, 1.78.2).
+    - with gRPC's fork support turned off, its leftover poller state made the
+      child fail an internal check and abort (SIGABRT), 1.66.2 and 1.85.3.
+    """
+    version = tuple(int(part) for part in re.findall(r"\d+", grpc.__version__)[:2])
+    if version < _GRPC_SERVES_AFTER_FORK:
+        raise ThreadctlError(
+            f"{_AFTER_FORK}: with grpcio {grpc.__version__} (before 1.80) a server here shares"
+            " the parent's event polling and can crash the parent. Start this process with a"
+            " fresh interpreter (exec, or multiprocessing's 'spawn' or 'forkserver') to"
+            " control it; the parent's server is unaffected."
+        )
+    setting = os.environ.get("GRPC_ENABLE_FORK_SUPPORT", "").strip().lower()
+    if setting in ("0", "false", "no", "off"):
+        raise ThreadctlError(
+            f"{_AFTER_FORK}: gRPC fork support is off (GRPC_ENABLE_FORK_SUPPORT={setting}),"
+            " and a gRPC server in a forked child aborts the process"
+        )
+
+
+def _answers_http2(path: Path, timeout: float) -> bool:
+    """Whether the server at `path` answers an HTTP/2 connection preface with
+    its SETTINGS frame (what every gRPC server sends first). Plain sockets, no
+    gRPC, so the check itself cannot hang on gRPC's state."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        header = b""
+        try:
+            probe.connect(str(path))
+            probe.sendall(preface)
+            while len(header) < 9:  # frame header: length (3), type (1), flags, stream
+                chunk = probe.recv(9 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+        except OSError:
+            return False
+    return header[3:4] == b"\x04"  # SETTINGS
 
 
 def _remove_stale_sockets(directory: Path) -> None:
@@ -291,7 +370,8 @@ def _protect_grpc_threads(before: set[threading.Thread]) -> None:
 
 
 def _forget_in_child() -> None:
-    """A forked child has no server threads: let it install its own."""
+    """A forked child has no server threads: let it install its own (where
+    gRPC allows; install() checks, see _served_in_pid)."""
     global _installed, _install_lock
     _installed = None
     _install_lock = threading.Lock()

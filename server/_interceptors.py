@@ -5,7 +5,9 @@ Authentication needs the TLS peer (client certificate subject), which gRPC
 gives only to the servicer context, so the interceptor wraps each method
 handler instead of deciding in intercept_service alone. The fault barrier
 turns an unexpected exception into INTERNAL with a generic message: its text
-(paths, internals) goes to the host's log, never to the client.
+(paths, internals) goes to the host's log, never to the client. A request
+whose bytes do not parse is refused with INVALID_ARGUMENT after authentication
+(gRPC itself would answer INTERNAL, to anyone, and log a traceback).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from threadctl._auth import Authenticator, Caller, Role
 
@@ -98,16 +101,18 @@ def _wrap(
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             admit(context)
+            _refuse_undecodable(request, context)
             return _barrier(lambda: inner_unary(request, context), context)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary, handler.request_deserializer, handler.response_serializer
+            unary, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             admit(context)
+            _refuse_undecodable(request, context)
             iterator = _barrier(lambda: iter(inner_stream(request, context)), context)
             while True:
                 try:
@@ -117,7 +122,7 @@ def _wrap(
                 yield item
 
         return grpc.unary_stream_rpc_method_handler(
-            stream, handler.request_deserializer, handler.response_serializer
+            stream, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.stream_unary is not None:
         inner_client_stream = handler.stream_unary
@@ -138,6 +143,35 @@ def _wrap(
     return grpc.stream_stream_rpc_method_handler(
         bidi, handler.request_deserializer, handler.response_serializer
     )
+
+
+# Stands in for a request whose bytes do not parse (see _tolerant).
+_UNDECODABLE = object()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`deserializer`, but a request that does not parse becomes _UNDECODABLE
+    instead of an exception, so the handler decides its status after
+    authenticating the caller."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except DecodeError:  # corrupt or truncated bytes, a string that is not UTF-8
+            return _UNDECODABLE
+
+    return deserialize
+
+
+def _refuse_undecodable(request: Any, context: grpc.ServicerContext) -> None:
+    if request is _UNDECODABLE:
+        context.abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "the request is not a valid protobuf message for this method (corrupt or truncated"
+            " bytes, or a string field that is not UTF-8)",
+        )
 
 
 def _barrier(call: Callable[[], Any], context: grpc.ServicerContext) -> Any:

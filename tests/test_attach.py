@@ -130,7 +130,7 @@ def test_attach_list_force_stop_and_detach_a_program_without_threadctl(
     assert host.proc.poll() is None
     actions = [(r["action"], r.get("outcome")) for r in audits(host, 3)]
     assert ("detach", "detached") in actions
-    assert "threadctl-agent" not in tasks(host.pid).values()
+    wait_until(lambda: "threadctl-agent" not in tasks(host.pid).values(), what="agent to end")
     assert attach_cli("detach", str(host.pid), env=env).returncode == 3  # nothing attached now
     assert not [line for line in host.stderr_lines if "Traceback" in line]
 
@@ -308,7 +308,7 @@ def test_a_process_that_opted_out_is_refused(
         assert result.returncode == 5
         assert f"opted out of remote debugging ({why})" in result.stderr
     assert host.proc.poll() is None
-    assert "threadctl-agent" not in tasks(host.pid).values()
+    wait_until(lambda: "threadctl-agent" not in tasks(host.pid).values(), what="agent to end")
 
 
 def test_a_process_that_exits_during_the_attach(
