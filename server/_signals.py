@@ -3,21 +3,25 @@
 Never installed unless install(stop_on_signals=...) or `python -m threadctl
 --stop-on-signals` asks, and always chained to the handler that was there:
 
-- first signal: start a cooperative stop of every thread (with the grace
-  period) on a protected background thread, then pass the signal on to the
-  previous handler if it is a Python callable (so the main thread still gets
-  KeyboardInterrupt at once, unwinds, and the interpreter's shutdown waits for
-  the stopping workers). A default action (SIG_DFL, e.g. SIGTERM's "terminate")
-  is instead carried out after the stop has finished, so the process still
-  ends by that signal, with the status it would have had. The handler never
-  waits (the main thread may hold locks the stopping workers need); if the
-  program finishes first, an atexit hook waits for the stop and then carries
-  out the default action;
+- first signal: a cooperative stop of every thread (with the grace period)
+  runs on a protected thread started at install time, and the signal goes on
+  to the previous handler: a Python handler (KeyboardInterrupt, by default)
+  at once, unless the main thread is joining a thread, SIGTERM's default
+  action (terminate) only once the stop has finished, so the process exits
+  with the status it would have had. A KeyboardInterrupt inside Thread.join()
+  can make CPython 3.11 forget that the joined thread still runs (and the
+  process exits under it), so there too the signal is passed on after the
+  stop. If the program finishes first, an atexit hook waits for the stop and
+  then ends the process the way the previous handler would have (by the
+  signal, for the default handlers);
 - a second signal while the grace period runs: force-stop the threads still
   alive, at once;
 - after that: every signal goes straight to the previous handler.
 
-Signals whose handler is SIG_IGN are left alone: the host chose to ignore them.
+The handler itself only flips flags and sets an Event: it runs wherever the
+main thread was interrupted, perhaps holding `threading`'s or threadctl's
+locks, so it must not start threads or take those locks. Signals whose
+handler is SIG_IGN are left alone: the host chose to ignore them.
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ class SignalStopper:
         self._grace = grace
         self._force_after_grace = force_after_grace
         self._previous: dict[int, Handler] = {}
-        self._lock = threading.Lock()
+        # Only the main thread changes these (in _handle), except "done",
+        # which the stopping thread sets once it is finished.
         self._stage = "armed"  # armed -> stopping -> done
+        self._signum = 0
+        self._forwarded = False
+        self._exiting = False
+        self._triggered = threading.Event()
         self._escalate = threading.Event()
         self._finished = threading.Event()
-        self._deferred_default: int | None = None
+        self._closed = False
 
     def install(self) -> None:
         """Chain in front of the current handlers (main thread only)."""
@@ -64,9 +73,18 @@ class SignalStopper:
                 continue
             self._previous[sig] = current
             signal.signal(sig, self._handle)
+        worker = threading.Thread(
+            target=self._stop_when_triggered, name="threadctl-signals", daemon=True
+        )
+        worker.start()
+        registry.protect(worker)
+        atexit.register(self._default_action_at_exit)
 
     def uninstall(self) -> None:
         """Put the previous handlers back, where ours is still in place."""
+        self._closed = True
+        self._triggered.set()  # lets the stopping thread end, if it never ran
+        atexit.unregister(self._default_action_at_exit)
         if threading.current_thread() is not threading.main_thread():
             return
         for sig, previous in self._previous.items():
@@ -74,28 +92,26 @@ class SignalStopper:
                 signal.signal(sig, previous)  # type: ignore[arg-type]
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        with self._lock:
-            stage = self._stage
-            if stage == "armed":
-                self._stage = "stopping"
-        if stage == "armed":
-            worker = threading.Thread(
-                target=self._stop_everything, args=(signum,), name="threadctl-stop-all", daemon=True
-            )
-            worker.start()
-            registry.protect(worker)
-            if self._previous.get(signum) is signal.SIG_DFL:
-                self._deferred_default = signum
-                atexit.register(self._default_action_at_exit)
-            else:
+        if self._stage == "armed":
+            self._stage = "stopping"
+            self._signum = signum
+            self._triggered.set()
+            previous = self._previous.get(signum)
+            if callable(previous) and not _inside(frame, ("join", "_wait_for_tstate_lock")):
                 self._forward(signum, frame)
-        elif stage == "stopping" and not self._escalate.is_set():
+            # else: passed on once the stop has finished (see _stop_when_triggered)
+        elif self._stage == "stopping" and not self._escalate.is_set():
             self._escalate.set()
+        elif not self._forwarded and (self._exiting or _inside(frame, ("_shutdown",))):
+            pass  # the interpreter is exiting: the atexit hook finishes the job
         else:
             self._forward(signum, frame)
 
-    def _stop_everything(self, signum: int) -> None:
-        name = signal.Signals(signum).name
+    def _stop_when_triggered(self) -> None:
+        self._triggered.wait()
+        if self._closed:
+            return
+        name = signal.Signals(self._signum).name
         try:
             stop_all(
                 grace=self._grace,
@@ -105,28 +121,45 @@ class SignalStopper:
                 escalate=self._escalate,
             )
         finally:
-            with self._lock:
-                self._stage = "done"
+            self._stage = "done"
             self._finished.set()
-        if self._deferred_default == signum:
-            # Back in the main thread, _handle (stage "done") carries out the
-            # default action; aimed at the main thread so its waits wake up.
-            signal.pthread_kill(threading.main_thread().ident or 0, signum)
+        if not self._forwarded:
+            # Back in the main thread, _handle (stage "done") passes the signal
+            # on; aimed at the main thread so that its waits wake up.
+            signal.pthread_kill(threading.main_thread().ident or 0, self._signum)
 
     def _default_action_at_exit(self) -> None:
-        """The program ended before the stop did: finish the stop, then die by
-        the signal as the default action would have made it."""
-        signum = self._deferred_default
-        if signum is None:
+        """The program ended before the signal was passed on: finish the stop,
+        then end the way the previous handler would have made it."""
+        signum = self._signum
+        if not signum or self._forwarded:
             return
+        self._exiting = True
         self._finished.wait(self._grace + 60)
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        if previous in (signal.SIG_DFL, signal.default_int_handler):
+            # An uncaught KeyboardInterrupt, too, ends the process by SIGINT.
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+        elif callable(previous):
+            self._forward(signum, None)
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
+        self._forwarded = True
         previous = self._previous.get(signum, signal.SIG_DFL)
         if previous is signal.SIG_DFL:
             signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
         elif callable(previous):
             previous(signum, frame)
+
+
+def _inside(frame: FrameType | None, functions: tuple[str, ...]) -> bool:
+    """Whether the main thread was interrupted inside one of `threading`'s
+    `functions` (the frames the signal handler was given)."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name in functions and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back
+    return False
