@@ -16,10 +16,10 @@ from typing import Any
 
 import grpc
 
+from threadctl import _paths
 from threadctl.client._errors import NotAllowed
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
-TOKEN_SUFFIX = ".token"  # noqa: S105 - a file name suffix, not a secret
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,6 @@ class TLS:
         return cls(read(ca), read(cert), read(key), server_name)
 
 
-def token_path_for_socket(socket_path: Path) -> Path:
-    return socket_path.with_suffix(TOKEN_SUFFIX)
-
-
 def socket_token(socket_path: Path) -> str | None:
     """The owner's token beside a Unix socket, None if there is none.
 
@@ -57,7 +53,7 @@ def socket_token(socket_path: Path) -> str | None:
         NotAllowed: the token file is unreadable, or it and the socket belong
             to different users.
     """
-    token_path = token_path_for_socket(socket_path)
+    token_path = _paths.token_path_for_socket(socket_path)
     try:
         socket_owner = os.stat(socket_path).st_uid
         token_owner = os.stat(token_path).st_uid
