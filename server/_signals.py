@@ -27,7 +27,9 @@ handler is SIG_IGN are left alone: the host chose to ignore them.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
+import os
 import signal
 import threading
 from collections.abc import Iterable
@@ -127,6 +129,11 @@ class SignalStopper:
             # Back in the main thread, _handle (stage "done") passes the signal
             # on; aimed at the main thread so that its waits wake up.
             signal.pthread_kill(threading.main_thread().ident or 0, self._signum)
+            if self._previous.get(self._signum) is signal.SIG_DFL:
+                # Should the main thread not get to it (seen rarely in CI, not
+                # understood), carry out the default action at the C level.
+                self._escalate.wait(_DEFAULT_ACTION_FALLBACK)
+                _default_action(self._signum)
 
     def _default_action_at_exit(self) -> None:
         """The program ended before the signal was passed on: finish the stop,
@@ -163,3 +170,17 @@ def _inside(frame: FrameType | None, functions: tuple[str, ...]) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+# Seconds the main thread gets to carry out a default action itself.
+_DEFAULT_ACTION_FALLBACK = 2.0
+
+
+def _default_action(signum: int) -> None:
+    """End the process by `signum`'s default action, from any thread: reset
+    the disposition in libc (Python's signal.signal only works in the main
+    thread) and send the signal to the process."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.signal.restype = ctypes.c_void_p
+    libc.signal(signum, ctypes.c_void_p(0))  # SIG_DFL
+    os.kill(os.getpid(), signum)
