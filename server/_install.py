@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 import re
-import socket
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -32,9 +31,10 @@ from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
 from threadctl._signals import SignalStopper
+from threadctl._socket_files import answers_http2, claim_socket_path, remove_stale_sockets
 from threadctl._tcp import add_tcp_port, check_tcp_settings
 from threadctl._version import __version__
-from threadctl.errors import AlreadyInstalled, SocketInUse, ThreadctlError
+from threadctl.errors import AlreadyInstalled, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -117,7 +117,7 @@ class ControlServer:
         )
 
     def _start(self) -> None:
-        _claim_socket_path(self.socket_path)
+        claim_socket_path(self.socket_path)
         _paths.write_private_file(self.token_path, self._token)
         self._server.add_insecure_port(self.address)
         os.chmod(self.socket_path, 0o600)
@@ -234,7 +234,7 @@ def install(
         if socket_path is None:
             directory = _paths.runtime_dir()
             _paths.ensure_private_dir(directory)
-            _remove_stale_sockets(directory)
+            remove_stale_sockets(directory)
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
@@ -258,7 +258,7 @@ def install(
         server._start()
         # A safety net for gRPC versions and settings not measured: a server
         # that accepts connections but never answers is never handed out.
-        broken = forked and not _answers_http2(server.socket_path, _AFTER_FORK_PROBE_SECONDS)
+        broken = forked and not answers_http2(server.socket_path, _AFTER_FORK_PROBE_SECONDS)
         if not broken:
             if stopper is not None:
                 stopper.install()
@@ -300,58 +300,6 @@ def _check_fork_support() -> None:
             f"{_AFTER_FORK}: gRPC fork support is off (GRPC_ENABLE_FORK_SUPPORT={setting}),"
             " and a gRPC server in a forked child aborts the process"
         )
-
-
-def _answers_http2(path: Path, timeout: float) -> bool:
-    """Whether the server at `path` answers an HTTP/2 connection preface with
-    its SETTINGS frame (what every gRPC server sends first). Plain sockets, no
-    gRPC, so the check itself cannot hang on gRPC's state."""
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(timeout)
-        header = b""
-        try:
-            probe.connect(str(path))
-            probe.sendall(preface)
-            while len(header) < 9:  # frame header: length (3), type (1), flags, stream
-                chunk = probe.recv(9 - len(header))
-                if not chunk:
-                    return False
-                header += chunk
-        except OSError:
-            return False
-    return header[3:4] == b"\x04"  # SETTINGS
-
-
-def _remove_stale_sockets(directory: Path) -> None:
-    """Remove sockets left in `directory` by processes that died without
-    closing (SIGKILL), so `threadctl ps` and discovery stay accurate. A socket
-    goes only if its process is gone and nobody answers on it."""
-    for entry in directory.glob(f"*{_paths.SOCKET_SUFFIX}"):
-        if entry.stem.isdigit() and not os.path.exists(f"/proc/{entry.stem}"):
-            with contextlib.suppress(OSError, SocketInUse):
-                _claim_socket_path(entry)
-                _paths.token_path_for_socket(entry).unlink(missing_ok=True)
-
-
-def _claim_socket_path(path: Path) -> None:
-    """Remove a stale socket at `path`; refuse if a live server answers there.
-
-    gRPC unlinks whatever is at the path when it binds, which would silently
-    take over a live server's socket, so probe first.
-    """
-    if not path.exists() and not path.is_symlink():
-        return
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.settimeout(1.0)
-        probe.connect(str(path))
-    except OSError:
-        path.unlink()  # nobody listens: left behind by a dead process
-    else:
-        raise SocketInUse(f"a live server already listens on {path}")
-    finally:
-        probe.close()
 
 
 def _protect_grpc_threads(before: set[threading.Thread]) -> None:
