@@ -6,12 +6,16 @@ lands beside the .proto (proto/threadctl/v1/), which is the `threadctl.v1`
 package, so protoc's absolute imports (`from threadctl.v1 import ...`) are right
 by construction. Works for `pip install .` and `pip install -e .`.
 
-It also compiles the attach agent (client/_agent/agent.c), the small library
-`threadctl attach` loads into a running process. It is built like a C
-extension (so pip builds it in place for editable installs and names it per
-interpreter) but it is never imported: it links no Python symbol and only
-looks them up at run time inside the target. `optional=True`: without a C
-compiler threadctl still installs, and attach says the agent is missing.
+It also compiles two small native libraries, built like C extensions (so pip
+builds them in place for editable installs) but never imported: each links
+no Python symbol and looks them up at run time in the interpreter it is
+loaded into. The attach agent (client/_agent/agent.c) is what `threadctl
+attach` loads into a running process; the landing helper
+(server/_native/landing.c) lets a forced stop decide where it lands and
+inject in one step (see server/_landing.py). `optional=True`: without a C
+compiler threadctl still installs; attach then says the agent is missing,
+and forced stops use a pure-Python landing check with a small race under
+heavy load (logged once).
 """
 
 from __future__ import annotations
@@ -61,4 +65,11 @@ AGENT = Extension(
     optional=True,
 )
 
-setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[AGENT])
+LANDING = Extension(
+    "threadctl._landinglib",
+    sources=["server/_native/landing.c"],
+    extra_compile_args=["-fvisibility=hidden", "-Wall"],
+    optional=True,
+)
+
+setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[AGENT, LANDING])

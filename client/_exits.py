@@ -29,6 +29,9 @@ HELP = """Exit codes (stable, for scripts):
        permission to ptrace the process)
     8  attach failed (injection failed, deadline passed, import failed inside
        the process, or the process exited during the attach)
+    9  the forced stop ended the thread's task, not the thread: it caught the
+       exception and goes on (a thread-pool worker), or its task finished
+       before the stop could land; the request is over
 """
 
 
@@ -42,6 +45,20 @@ class Exit(enum.IntEnum):
     STILL_RUNNING = 6
     NOT_ALLOWED = 7
     ATTACH_FAILED = 8
+    TASK_ENDED = 9
+
+
+# Stop outcomes that end the request with the thread alive (exit code 9).
+TASK_OUTCOMES = frozenset({"task_ended", "moved_on"})
+
+
+def exit_code_of_stop(outcome: str, wait: float) -> Exit:
+    """The exit code of a `stop` that answered `outcome` (with --wait `wait`)."""
+    if outcome in TASK_OUTCOMES:
+        return Exit.TASK_ENDED
+    if wait > 0 and outcome != "exited":
+        return Exit.STILL_RUNNING
+    return Exit.OK
 
 
 _EXIT_OF_ERROR: list[tuple[type[Exception], Exit]] = [

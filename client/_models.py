@@ -34,6 +34,8 @@ _OUTCOMES = {
     pb.STOP_OUTCOME_FORCE_PENDING: "force_pending",
     pb.STOP_OUTCOME_FORCE_DEFERRED: "force_deferred",
     pb.STOP_OUTCOME_FORCE_DELIVERED: "force_delivered",
+    pb.STOP_OUTCOME_TASK_ENDED: "task_ended",
+    pb.STOP_OUTCOME_MOVED_ON: "moved_on",
 }
 
 
@@ -73,6 +75,7 @@ class ThreadInfo:
     kernel_state: str = ""
     partial: bool = False  # unknown to `threading`: no name, TID or identity
     cpu_share: float | None = None  # share of a core since the previous watch sample
+    force_waits_in: str = ""  # what a deferred forced stop waits for the thread to leave
 
     @classmethod
     def from_proto(cls, record: pb.ThreadRecord, with_stack: bool) -> ThreadInfo:
@@ -100,6 +103,7 @@ class ThreadInfo:
             kernel_state=record.kernel_state,
             partial=record.partial,
             cpu_share=record.cpu_share if record.HasField("cpu_share") else None,
+            force_waits_in=record.force_waits_in,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -143,8 +147,10 @@ class StopResult:
     """What a stop achieved.
 
     `outcome` is "requested", "exited", "still_running", "force_pending",
-    "force_deferred" or "force_delivered"; `forced` says whether this call
-    raised (or queued) the stop exception.
+    "force_deferred", "force_delivered", "task_ended" (raised and caught: the
+    thread goes on, e.g. a pool worker) or "moved_on" (its task finished
+    before the stop could land); `forced` says whether this call raised (or
+    queued, or deferred) the stop exception.
     """
 
     outcome: str

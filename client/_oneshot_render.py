@@ -18,6 +18,7 @@ from typing import Any
 from threadctl._activity import classify
 from threadctl._stacks import FrameInfo
 from threadctl.client import _render
+from threadctl.client._exits import exit_code_of_stop
 from threadctl.client._models import Frame, ProcessInfo, StopResult, ThreadInfo, ThreadList
 
 # As `threadctl list --sort`.
@@ -41,7 +42,7 @@ def print_result(command: str, args: argparse.Namespace, result: dict[str, Any])
             print_json(stop.to_json())
         else:
             print(_render.stop_summary(stop))
-        return 6 if args.wait > 0 and stop.outcome != "exited" else 0
+        return int(exit_code_of_stop(stop.outcome, args.wait))
     process = _process_info(result["process"])
     if command == "show":
         thread = _thread_info(result["thread"], with_stack=True)

@@ -185,11 +185,25 @@ def stop_summary(result: StopResult) -> str:
             f" is raised when that call returns{again}"
         )
     if result.outcome == "force_deferred":
-        return f"forced stop of {who} is deferred until it leaves its critical section{again}"
+        until = t.force_waits_in or "it leaves its critical section"
+        return f"forced stop of {who} is deferred until {until}{again}"
     if result.outcome == "force_delivered":
+        if not result.forced:
+            return (
+                f"an earlier forced stop of {who} was delivered and the thread is still"
+                " unwinding from it; nothing new was sent"
+            )
+        return f"forced stop of {who} was delivered; the thread is still unwinding"
+    if result.outcome == "task_ended":
         return (
-            f"forced stop of {who} was delivered, but the thread has not exited"
-            f" (still unwinding, or it caught the exception){again}"
+            f"forced stop of {who} ended its task: the exception was raised and caught further"
+            " out (by a thread pool, or an `except BaseException`), and the thread goes on;"
+            " the request is over"
+        )
+    if result.outcome == "moved_on":
+        return (
+            f"{who} finished what it was running before the forced stop could land; nothing"
+            " was raised, and the request is over"
         )
     if result.outcome == "still_running":
         return (
@@ -254,7 +268,7 @@ def _stop_text(thread: ThreadInfo) -> str:
         if thread.force_delivered_at:
             text += f", delivered at {_clock(thread.force_delivered_at)}"
         elif thread.stop_state == "force_deferred":
-            text += ", deferred until its critical section ends"
+            text += f", deferred until {thread.force_waits_in or 'it leaves its critical section'}"
         elif thread.blocked_in:
             text += f", pending: blocked in {_frame_text(thread.blocked_in)}"
     if thread.in_critical_section:

@@ -19,7 +19,7 @@ from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import InvalidArgument, ThreadNotFound
-from threadctl.client._exits import Exit, exit_code_of
+from threadctl.client._exits import Exit, exit_code_of, exit_code_of_stop
 from threadctl.client._models import ThreadInfo
 from threadctl.errors import ThreadctlError
 
@@ -164,9 +164,7 @@ def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
         _print_json(result.to_json())
     else:
         print(_render.stop_summary(result))
-    if args.wait > 0 and result.outcome != "exited":
-        return Exit.STILL_RUNNING
-    return Exit.OK
+    return exit_code_of_stop(result.outcome, args.wait)
 
 
 def _stop_all(client: Client, args: argparse.Namespace) -> Exit:

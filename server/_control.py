@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _force
+from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
-from threadctl._registry import ForceState, ThreadState, registry
+from threadctl._procfs import native_id_of
+from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl._snapshot import (
     ThreadSnapshot,
     is_alive,
@@ -34,6 +36,8 @@ MAX_WAIT_SECONDS = 3600.0
 _ABANDON_CHECK_INTERVAL = 0.05
 # How long a forced stop without --wait waits for the exception to be raised.
 _DELIVERY_WINDOW = 0.1
+# How often a wait re-checks whether a delivered forced stop was caught.
+_EPISODE_CHECK_INTERVAL = 0.01
 
 
 class StopOutcome(enum.Enum):
@@ -43,8 +47,10 @@ class StopOutcome(enum.Enum):
     EXITED = "exited"
     STILL_RUNNING = "still_running"  # cooperative wait ran out
     FORCE_PENDING = "force_pending"  # exception queued; thread blocked in C
-    FORCE_DEFERRED = "force_deferred"  # thread in a critical section
-    FORCE_DELIVERED = "force_delivered"  # raised, thread not exited (yet)
+    FORCE_DEFERRED = "force_deferred"  # waits to land (critical section, protected code)
+    FORCE_DELIVERED = "force_delivered"  # raised, the thread is unwinding
+    TASK_ENDED = "task_ended"  # raised and caught: the task ended, the thread goes on
+    MOVED_ON = "moved_on"  # the code it was meant for finished before it could land
 
 
 FORCE_OUTCOME = {
@@ -52,6 +58,7 @@ FORCE_OUTCOME = {
     ForceState.DEFERRED: StopOutcome.FORCE_DEFERRED,
     ForceState.DELIVERED: StopOutcome.FORCE_DELIVERED,
 }
+ENDED_OUTCOME = {"task_ended": StopOutcome.TASK_ENDED, "moved_on": StopOutcome.MOVED_ON}
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def find_thread(ident: int | None = None, native_id: int | None = None) -> threa
             raise ThreadNotFound(f"no live thread with ident {ident}")
         return thread
     for thread in threads.values():
-        if thread.native_id == native_id:
+        if native_id_of(thread) == native_id:
             return thread
     raise ThreadNotFound(f"no live thread with native id {native_id}")
 
@@ -112,7 +119,10 @@ def stop(
     A cooperative stop sets the thread's stop flag. A forced stop also raises
     threadctl.ForcedStop inside the thread: at once if it runs Python code,
     when it returns from C code if it is blocked there (outcome
-    FORCE_PENDING), or when it leaves its critical section (FORCE_DEFERRED).
+    FORCE_PENDING), or when it leaves its critical section or the standard
+    library's lock code (FORCE_DEFERRED; see _landing). A thread that catches
+    it and goes on (a pool worker whose task it ended) answers TASK_ENDED;
+    then the request is over and a new one can force the thread again.
 
     Args:
         ident: threading ident of the thread (or give `native_id`).
@@ -150,49 +160,57 @@ def stop(
                 "the main thread is protected; set allow_main_thread to stop it (CLI: --allow-main)"
             )
         started = time.monotonic()
-        forced = exited = False
+        already = state.stop_is_requested
+        episode: ForceEpisode | None = None
+        exited = False
         if force and grace == 0:
-            # Exception first, flag second: the exception lands where the
+            # The exception first (it also sets the flag): it lands where the
             # thread is now, instead of letting it run on to a stop check.
-            forced, exited = force_now(thread, state)
-        already = registry.request_stop(state, reason)
+            episode, exited = force_now(thread, state, reason)
+        else:
+            registry.request_stop(state, reason)
         run_stop_hooks(state)  # wakes stop-aware waits, so a queued exception is raised
         if force and grace > 0:
-            exited = _wait_for_exit(thread, grace, abandoned)
+            exited = wait_for_exit(thread, grace, abandoned)
             if not exited and not abandoned():
-                forced, exited = force_now(thread, state)
-        if forced and wait == 0:
-            # Give a busy thread a moment to take the exception, so the answer
-            # can tell "delivered" from "pending".
-            state.delivered.wait(_DELIVERY_WINDOW)
-        if not exited and wait > 0:
-            exited = _wait_for_exit(thread, wait, abandoned)
+                episode, exited = force_now(thread, state, reason)
+        forced = episode is not None
+        if not exited:
+            # Without --wait, give a busy thread a moment to take the exception,
+            # so the answer can tell "delivered" or "task ended" from "pending".
+            window = wait if wait > 0 else (_DELIVERY_WINDOW if forced else 0.0)
+            exited = wait_for_exit(thread, window, abandoned, episode or state.forced)
     except (ThreadNotFound, IdentityMismatch, ProtectedThread) as refusal:
         _audit.stop_refused(
             caller=caller, ident=ident, native_id=native_id, mode=mode, reason=reason, error=refusal
         )
         raise
     waited = time.monotonic() - started
-    result = StopResult(
-        _outcome(exited, state, force, wait), snapshot(thread), already, waited, forced
-    )
+    outcome = _outcome(exited, episode or settle(thread, state), force, wait)
+    result = StopResult(outcome, snapshot(thread), already, waited, forced)
     _audit.stop_done(caller=caller, mode=mode, result=result, reason=reason)
     return result
 
 
-def force_now(thread: threading.Thread, state: ThreadState) -> tuple[bool, bool]:
-    """Force a stop; returns (forced by this call, thread already gone)."""
+def force_now(
+    thread: threading.Thread, state: ThreadState, reason: str
+) -> tuple[ForceEpisode | None, bool]:
+    """Force a stop; returns (the episode this call started, thread already gone)."""
     try:
-        return _force.force(thread, state), False
+        return _force.force(thread, state, reason), False
     except ThreadNotFound:
-        return False, True  # it ended (cooperatively) just before
+        return None, True  # it ended (cooperatively) just before
 
 
-def _outcome(exited: bool, state: ThreadState, force: bool, wait: float) -> StopOutcome:
+def _outcome(exited: bool, episode: ForceEpisode | None, force: bool, wait: float) -> StopOutcome:
     if exited:
         return StopOutcome.EXITED
-    if force or state.force is not ForceState.NONE:
-        return FORCE_OUTCOME.get(state.force, StopOutcome.STILL_RUNNING)
+    if episode is not None:
+        if episode.ended:
+            return ENDED_OUTCOME[episode.ended]
+        return FORCE_OUTCOME[episode.state]
+    if force:
+        return StopOutcome.STILL_RUNNING
     return StopOutcome.STILL_RUNNING if wait > 0 else StopOutcome.REQUESTED
 
 
@@ -211,21 +229,38 @@ def validate(reason: str, wait: float, grace: float, force: bool) -> None:
         raise InvalidArgument("a grace period only applies to a forced stop")
 
 
-def _wait_for_exit(thread: threading.Thread, timeout: float, abandoned: Callable[[], bool]) -> bool:
-    """Wait until `thread` has exited (True), or `timeout` passed or `abandoned()` (False)."""
+def wait_for_exit(
+    thread: threading.Thread,
+    timeout: float,
+    abandoned: Callable[[], bool],
+    episode: ForceEpisode | None = None,
+) -> bool:
+    """Wait until `thread` has exited (True), or, with a forced stop's
+    `episode`, until that is over (the thread caught it: a pool worker goes
+    on), or `timeout` passed or `abandoned()` (False)."""
     deadline = time.monotonic() + timeout
     while is_alive(thread):
+        if episode is not None and _over(thread, episode):
+            return not is_alive(thread)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or abandoned():
             return False
-        join_briefly(thread, remaining)
+        join_briefly(thread, remaining, _EPISODE_CHECK_INTERVAL if episode else None)
     return True
 
 
-def join_briefly(thread: threading.Thread, remaining: float) -> None:
+def _over(thread: threading.Thread, episode: ForceEpisode) -> bool:
+    if episode.ended:
+        return True
+    if episode.state is ForceState.DELIVERED:
+        settle(thread, registry.state_of(thread))
+    return bool(episode.ended)
+
+
+def join_briefly(thread: threading.Thread, remaining: float, interval: float | None = None) -> None:
     """Wait for `thread` to exit, at most `remaining` seconds and at most one
-    abandon-check interval (so the caller can re-check whether to go on)."""
-    timeout = min(remaining, _ABANDON_CHECK_INTERVAL)
+    check interval (so the caller can re-check whether to go on)."""
+    timeout = min(remaining, interval or _ABANDON_CHECK_INTERVAL)
     if isinstance(thread, threading._DummyThread) or thread is threading.current_thread():
         time.sleep(timeout)  # cannot be joined: started outside `threading`, or ourselves
     else:

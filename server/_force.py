@@ -1,16 +1,25 @@
 """Forced stops: raise threadctl.ForcedStop inside another thread, safely.
 
 PyThreadState_SetAsyncExc queues an exception that the target raises the next
-time it runs Python bytecode. Three hazards shape this module:
+time it runs Python bytecode. The hazards that shape this module:
 
 - Python reuses idents at once, so the ident must still belong to the same
   live thread object at the moment of injection. The check and the injection
   happen while holding `threading`'s own registry lock: a thread cannot
   finish exiting (and free its ident) while we hold it.
-- An exception raised inside a `finally` or `__exit__` aborts that cleanup.
-  `critical()` blocks defer the exception until they end; a forced stop queued
-  just as a thread enters such a block is taken back (SetAsyncExc with NULL)
-  and re-raised when the block ends.
+- Where the exception lands matters: inside the standard library's lock
+  wrappers it leaves locks held, in code the thread started after the request
+  it hits the wrong task. _landing decides where it may land; a stop that
+  cannot land yet is *deferred* and a protected `threadctl-force` thread
+  lands it when the thread gets there (or ends it if the code it was meant
+  for finished first).
+- An exception raised inside a `finally` or `__exit__` of the application
+  aborts that cleanup. `critical()` blocks defer the exception until they
+  end; a forced stop queued just as a thread enters such a block is taken
+  back (SetAsyncExc with NULL) and raised when the block ends.
+- A stop request is an episode (_registry.ForceEpisode): once the thread has
+  caught the exception and goes on (a pool worker), or the code it was meant
+  for finished, the request is over and a new one can force the thread again.
 - The exception must be a class (an instance becomes SystemError in the
   target), and only threads started by `threading` are forced: a C-started
   thread may keep its thread state across unrelated calls into Python.
@@ -19,20 +28,20 @@ time it runs Python bytecode. Three hazards shape this module:
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 from types import TracebackType
 
-from threadctl import _audit
-from threadctl._registry import ForceState, ThreadState, registry
+from threadctl import _audit, _futures, _landing
+from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl.errors import ProtectedThread, ThreadNotFound, ThreadStopped
 
-_SetAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
-    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
-)
 _ClearAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
+_CRITICAL_SECTION = "it leaves its critical section"
+_landing.protect_package(os.path.dirname(os.path.abspath(__file__)), "threadctl")
 
 
 class ForcedStop(ThreadStopped):
@@ -40,26 +49,32 @@ class ForcedStop(ThreadStopped):
 
     Derives from BaseException (through ThreadStopped), so `except Exception:`
     does not swallow it; `finally` and `with` blocks run as it unwinds. A
-    thread that dies of it ends quietly: no traceback on stderr.
+    thread that dies of it ends quietly: no traceback on stderr. If it leaves
+    the thread through a concurrent.futures.Future (a pool task), the future
+    fails with threadctl.TaskStopped instead, an ordinary Exception.
     """
 
     def __init__(self, *args: object) -> None:
         super().__init__(*args or ("forced stop",))
         # Runs in the target thread when the exception is raised there (on
-        # 3.10/3.11 possibly later: when the first handler catches it).
+        # 3.10/3.11 possibly later: when the first handler catches it). Plain
+        # attribute writes, no lock: the thread may be anywhere.
         state = registry.peek_current()
-        if state is not None and state.force in (ForceState.PENDING, ForceState.DEFERRED):
-            state.force = ForceState.DELIVERED
-            state.force_delivered_at = time.time()
-            state.delivered.set()
+        forced = state.forced if state is not None else None
+        if forced is not None and forced.state in (ForceState.PENDING, ForceState.DEFERRED):
+            forced.state = ForceState.DELIVERED
+            forced.delivered_at = time.time()
+            forced.landing = None
+            forced.changed.set()
 
 
-def force(thread: threading.Thread, state: ThreadState) -> bool:
-    """Send a forced stop to `thread`. Returns False if one was already sent.
+def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpisode | None:
+    """Start a forced stop of `thread` and set its stop flag. Returns the new
+    episode, or None if one is still in progress (the caller reports that one).
 
     Raises:
         ProtectedThread: the thread cannot be forced (not started by
-            `threading`, or it is the calling thread).
+            `threading`, the calling thread, or it runs only protected code).
         ThreadNotFound: the thread exited before the exception could be queued.
     """
     if isinstance(thread, threading._DummyThread):
@@ -69,30 +84,228 @@ def force(thread: threading.Thread, state: ThreadState) -> bool:
         )
     if thread is threading.current_thread():
         raise ProtectedThread("a thread cannot force-stop itself; raise threadctl.ThreadStopped")
-    install_quiet_excepthook()
+    prepare()
     with state.lock:
-        if state.force is not ForceState.NONE:
-            return False
-        state.forced_at = time.time()
+        current = state.forced
+        if current is not None and _over_locked(thread, state, current):
+            current = None
+        if current is not None and current.landing is None:
+            return None  # pending, delivered, or waiting for a critical section: nothing new
+        # A new stop, or one still deferred by protected code: look again, so
+        # a thread that left the wait it was in can be stopped where it is now.
+        episode = current or ForceEpisode(forced_at=time.time())
         if state.critical_marks:
-            state.force = ForceState.DEFERRED
+            episode.landing, episode.waits_in = None, _CRITICAL_SECTION
+        else:
+            try:
+                episode.landing = _observe(thread)
+            except ProtectedThread:
+                if current is None:
+                    raise
+                return None  # keep the stop deferred as it was
+            episode.waits_in = _waits_text(episode.landing)
+        # Recorded before sending: the target may raise the exception (and
+        # mark it delivered) as soon as this thread lets go of the GIL.
+        state.forced = episode
+        if episode.landing is not None:
+            landed = _send(thread, episode.landing)
+            if landed is _landing.Landed.GONE:
+                state.forced = None
+                raise ThreadNotFound(f"thread {thread.ident} exited before the stop could be sent")
+            if landed is _landing.Landed.SENT:
+                episode.state = ForceState.PENDING
+                episode.landing, episode.waits_in = None, ""
+        if current is not None and episode.state is ForceState.DEFERRED:
+            return None  # looked again, still deferred: the earlier request stands
+        # Flag after the exception, in the same locked step: the exception
+        # lands where the thread is now, instead of letting it run on to a
+        # stop check, and a pool that ends the task at once (stop_left_thread,
+        # which takes this lock) clears a flag that is already set.
+        state.set_stop_locked(reason)
+        deferred = episode.landing is not None
+    if deferred:
+        _lander.add(thread, state, episode)
+    return episode
+
+
+def settle(thread: threading.Thread, state: ThreadState) -> ForceEpisode | None:
+    """The thread's forced stop in progress, after ending it if it is over
+    (caught by the thread, or the code it was meant for has finished)."""
+    with state.lock:
+        forced = state.forced
+        if forced is not None and _over_locked(thread, state, forced):
+            return None
+        return forced
+
+
+def stop_left_thread() -> None:
+    """A stop exception of the calling thread was stored in a Future: the
+    task it ended is over, and so is the thread's stop request (the thread is
+    a pool worker that goes on to its next task)."""
+    state = registry.peek_current()
+    if state is None:
+        return
+    with state.lock:
+        forced = state.forced
+        if forced is not None:
+            _end_locked(state, forced, "task_ended")
+        elif state.stop_event.is_set():
+            state.forget_stop_locked()  # a cooperative stop (check_stop) ended the task
+
+
+def _observe(thread: threading.Thread) -> _landing.Landing:
+    try:
+        return _landing.observe(thread.ident or 0)
+    except _landing.NoLandingPlace as error:
+        raise ProtectedThread(
+            f"thread {thread.name!r} cannot be forced now: {error}; nothing was stopped"
+        ) from None
+    except LookupError:
+        raise ThreadNotFound(
+            f"thread {thread.ident} exited before the stop could be sent"
+        ) from None
+
+
+def _waits_text(landing: _landing.Landing) -> str:
+    """What a stop deferred at `landing` waits for, in the operator's words."""
+    if not landing.waits_in:
+        return f"it is back in {landing.anchor_name}"
+    return (
+        f"it leaves {landing.waits_in} (library code where the exception would leave a lock held)"
+    )
+
+
+def _send(thread: threading.Thread, landing: _landing.Landing) -> _landing.Landed:
+    # Holding threading's registry lock, the thread cannot finish exiting, so
+    # its ident cannot pass to a new thread between the check and the send.
+    with threading._active_limbo_lock:  # type: ignore[attr-defined]
+        active = threading._active  # type: ignore[attr-defined]
+        if active.get(thread.ident) is not thread or not thread.is_alive():
+            return _landing.Landed.GONE
+        return _landing.land(landing, ForcedStop)
+
+
+def _over_locked(thread: threading.Thread, state: ThreadState, forced: ForceEpisode) -> bool:
+    """End `forced` (holding state.lock) if the thread caught it, or left the
+    code it was meant for before it could land. True if it is over."""
+    if forced.state is ForceState.DELIVERED:
+        if thread.is_alive() and not _landing.handling(thread.ident or 0, (ThreadStopped,)):
+            _end_locked(state, forced, "task_ended")
             return True
-        # PENDING before the injection: the target may raise the exception
-        # (and mark it delivered) as soon as this thread lets go of the GIL.
-        state.force = ForceState.PENDING
-        # Holding threading's registry lock, the thread cannot finish exiting,
-        # so its ident cannot pass to a new thread between check and injection.
-        with threading._active_limbo_lock:  # type: ignore[attr-defined]
-            active = threading._active  # type: ignore[attr-defined]
-            alive = active.get(thread.ident) is thread and thread.is_alive()
-            sent = _SetAsyncExc(thread.ident, ForcedStop) if alive else 0
-            if sent > 1:  # never expected: take it back everywhere
-                _ClearAsyncExc(thread.ident, None)
-        if sent != 1:
-            state.force = ForceState.NONE
-            state.forced_at = 0.0
-            raise ThreadNotFound(f"thread {thread.ident} exited before the stop could be sent")
-    return True
+    elif forced.landing is not None and _landing.moved_on(forced.landing):
+        _end_locked(state, forced, "moved_on")
+        return True
+    return False
+
+
+def _end_locked(state: ThreadState, forced: ForceEpisode, how: str) -> None:
+    forced.ended = how
+    forced.landing = None
+    forced.changed.set()
+    if state.forced is forced:
+        state.forget_stop_locked()
+
+
+class _Lander:
+    """Lands deferred forced stops once their threads are where they may land.
+
+    One protected daemon thread (`threadctl-force`), running only while some
+    stop waits. It tries each often while the thread moves (0.5 ms: a thread
+    busy in queue operations is outside them only now and then) and backs
+    off to 50 ms while it stays put (blocked in a wait).
+    """
+
+    FAST = 0.0005
+    SLOW = 0.05
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting: dict[ThreadState, tuple[threading.Thread, ForceEpisode]] = {}
+        self._position: dict[ThreadState, tuple[int, int]] = {}  # anchor offset, unchanged tries
+        self._wake = threading.Event()
+        self._running = False
+
+    def add(self, thread: threading.Thread, state: ThreadState, episode: ForceEpisode) -> None:
+        with self._lock:
+            self._waiting[state] = (thread, episode)
+            self._wake.set()
+            if self._running:
+                return
+            self._running = True
+        try:
+            threading.Thread(target=self._run, name="threadctl-force", daemon=True).start()
+        except RuntimeError:  # interpreter shutting down: the stop stays deferred
+            with self._lock:
+                self._running = False
+
+    def _run(self) -> None:
+        registry.protect(threading.current_thread())
+        while True:
+            with self._lock:
+                waiting = list(self._waiting.items())
+                if not waiting:
+                    self._running = False
+                    return
+                self._wake.clear()
+            delay = self.SLOW
+            for state, (thread, episode) in waiting:
+                next_try = self._attempt(thread, state, episode)
+                if next_try is None:
+                    with self._lock:
+                        if self._waiting.get(state, (None, None))[1] is episode:
+                            del self._waiting[state]
+                            self._position.pop(state, None)
+                else:
+                    delay = min(delay, next_try)
+            self._wake.wait(delay)
+
+    def _attempt(
+        self, thread: threading.Thread, state: ThreadState, episode: ForceEpisode
+    ) -> float | None:
+        """Try to land `episode`; the seconds until the next try, None if done."""
+        with state.lock:
+            landing = episode.landing
+            if state.forced is not episode or landing is None:
+                return None
+            if not thread.is_alive():
+                episode.landing = None
+                return None
+            if state.critical_marks:  # raised when the section ends (CriticalSection)
+                episode.landing, episode.waits_in = None, _CRITICAL_SECTION
+                return None
+            if _landing.moved_on(landing):
+                _end_locked(state, episode, "moved_on")
+                return None
+            landed = _send(thread, landing)
+            if landed is _landing.Landed.CALLED_ON:
+                episode.waits_in = (
+                    f"it is back in {landing.anchor_name}, where it waited when the stop was"
+                    " requested (it runs code called from there since: force it again to stop"
+                    " that)"
+                )
+            elif landed is not _landing.Landed.NOT_NOW:
+                episode.landing = None
+                if landed is _landing.Landed.SENT:
+                    episode.state, episode.waits_in = ForceState.PENDING, ""
+                return None
+            offset = landing.anchor.f_lasti
+        before, unchanged = self._position.get(state, (offset, 0))
+        unchanged = unchanged + 1 if offset == before else 0
+        self._position[state] = (offset, unchanged)
+        return min(self.SLOW, self.FAST * 2 ** (unchanged // 4))
+
+    def forget_after_fork(self) -> None:
+        """The forked child has no lander thread (and only one thread)."""
+        self._lock = threading.Lock()
+        self._waiting = {}
+        self._position = {}
+        self._wake = threading.Event()
+        self._running = False
+
+
+_lander = _Lander()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_lander.forget_after_fork)
 
 
 class CriticalSection:
@@ -113,11 +326,14 @@ class CriticalSection:
         try:
             state.critical_marks.append(self._mark)
             with state.lock:
-                if state.force is ForceState.PENDING:
+                forced = state.forced
+                if forced is not None and forced.state is ForceState.PENDING:
                     # Queued just before we entered and not raised yet: take it
                     # back, and raise it when the section ends instead.
                     _ClearAsyncExc(threading.get_ident(), None)
-                    state.force = ForceState.DEFERRED
+                    forced.state = ForceState.DEFERRED
+                if forced is not None and forced.state is ForceState.DEFERRED:
+                    forced.landing, forced.waits_in = None, _CRITICAL_SECTION
         except BaseException:
             # The forced stop arrived during entry: the section never started.
             if state.critical_marks and state.critical_marks[-1] is self._mark:
@@ -139,7 +355,12 @@ class CriticalSection:
         if state.critical_marks:
             return
         with state.lock:
-            deferred = state.force is ForceState.DEFERRED
+            forced = state.forced
+            deferred = (
+                forced is not None
+                and forced.state is ForceState.DEFERRED
+                and forced.waits_in == _CRITICAL_SECTION
+            )
         if deferred:
             raise ForcedStop("forced stop (deferred until the critical section ended)")
 
@@ -147,6 +368,13 @@ class CriticalSection:
 def critical() -> CriticalSection:
     """`with threadctl.critical():` defers forced stops until the block ends."""
     return CriticalSection()
+
+
+def prepare() -> None:
+    """What must be in place before a stop exception is raised anywhere: the
+    quiet excepthook, and stops leaving through Futures as TaskStopped."""
+    install_quiet_excepthook()
+    _futures.patch(stop_left_thread)
 
 
 _previous_excepthook = None

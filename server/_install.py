@@ -262,7 +262,7 @@ def install(
         if not broken:
             if stopper is not None:
                 stopper.install()
-            _force.install_quiet_excepthook()
+            _force.prepare()
             _installed = server
             _served_in_pid = os.getpid()
     if broken:

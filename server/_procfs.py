@@ -10,7 +10,30 @@ a close: about 17 us), so it is read only where it decides something.
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+
+
+def native_id_of(thread: threading.Thread) -> int:
+    """The kernel TID of `thread` (0 if unknown).
+
+    After fork(), CPython (3.10 to 3.13 alike) keeps the parent's TID on the
+    thread that forked, which is the child's main thread (a gunicorn worker's,
+    say): there the real TID is the child's PID, the TID of a process's first
+    thread. A main thread that legitimately is not the process's first thread
+    (Python embedded and started on another thread) keeps its own, which the
+    kernel knows.
+    """
+    native_id = thread.native_id or 0
+    if (
+        native_id
+        and native_id != os.getpid()
+        and thread is threading.main_thread()
+        and not os.path.exists(f"/proc/self/task/{native_id}")
+    ):
+        return os.getpid()
+    return native_id
 
 
 def thread_cpu_seconds(native_id: int | None) -> float | None:

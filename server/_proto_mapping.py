@@ -16,6 +16,8 @@ OUTCOME = {
     _control.StopOutcome.FORCE_PENDING: pb.STOP_OUTCOME_FORCE_PENDING,
     _control.StopOutcome.FORCE_DEFERRED: pb.STOP_OUTCOME_FORCE_DEFERRED,
     _control.StopOutcome.FORCE_DELIVERED: pb.STOP_OUTCOME_FORCE_DELIVERED,
+    _control.StopOutcome.TASK_ENDED: pb.STOP_OUTCOME_TASK_ENDED,
+    _control.StopOutcome.MOVED_ON: pb.STOP_OUTCOME_MOVED_ON,
 }
 _ACTIVITY = {
     Activity.UNKNOWN: pb.ACTIVITY_UNSPECIFIED,
@@ -53,6 +55,7 @@ def to_proto(thread: ThreadSnapshot) -> pb.ThreadRecord:
         activity_detail=thread.activity_detail,
         kernel_state=thread.kernel_state,
         partial=thread.partial,
+        force_waits_in=thread.force_waits_in,
     )
     if thread.blocked_in is not None:
         record.blocked_in.CopyFrom(_frame(thread.blocked_in))

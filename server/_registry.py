@@ -20,15 +20,41 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadctl._landing import Landing
 
 
 class ForceState(enum.Enum):
     """Where a forced stop of a thread stands."""
 
     NONE = "none"
-    DEFERRED = "deferred"  # waits for the thread to leave its critical section
+    DEFERRED = "deferred"  # waits to land: critical section, or protected code (see _landing)
     PENDING = "pending"  # exception queued, not raised yet (thread blocked in C)
-    DELIVERED = "delivered"  # exception raised in the thread
+    DELIVERED = "delivered"  # exception raised in the thread, which is handling it
+
+
+@dataclass(eq=False)
+class ForceEpisode:
+    """One forced stop of one thread, from the request until it is over.
+
+    A stop request is an episode: it ends when the thread exits, when the
+    thread has caught the exception and goes on (a pool worker whose task it
+    ended: "task_ended"), or when the code it was meant for finished before it
+    could land ("moved_on"). Then the thread is as if never asked, and a new
+    request can force it again. `changed` is set at delivery and at the end.
+    """
+
+    forced_at: float
+    state: ForceState = ForceState.DEFERRED
+    # Where it may land while deferred by protected code (see _landing); the
+    # landing holds a frame of the thread, so it is dropped once sent or over.
+    landing: Landing | None = None
+    waits_in: str = ""  # what it waits for while deferred, for the operator
+    delivered_at: float = 0.0
+    ended: str = ""  # "", "task_ended", "moved_on"
+    changed: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(eq=False)
@@ -42,16 +68,14 @@ class ThreadState:
     protected: bool = False
     stop_reason: str = ""
     stop_requested_at: float = 0.0
-    # Forced stops. `lock` orders the injector against the thread entering and
-    # leaving critical sections; `critical_marks` holds one marker per open
-    # threadctl.critical() block (appending is one C call, so a forced stop
-    # arriving mid-way can never leave the count half-updated).
+    # `lock` guards the stop request (flag, reason, forced stop) and orders
+    # the injector against the thread entering and leaving critical sections;
+    # `critical_marks` holds one marker per open threadctl.critical() block
+    # (appending is one C call, so a forced stop arriving mid-way can never
+    # leave the count half-updated).
     lock: threading.Lock = field(default_factory=threading.Lock)
     critical_marks: list[object] = field(default_factory=list)
-    force: ForceState = ForceState.NONE
-    forced_at: float = 0.0
-    force_delivered_at: float = 0.0
-    delivered: threading.Event = field(default_factory=threading.Event)
+    forced: ForceEpisode | None = None  # the forced stop in progress, if any
     # Callbacks run when a stop is requested: `hooks` are the application's
     # (threadctl.on_stop, run once), `wakers` wake the thread's current
     # stop-aware wait (threadctl.wait, get, wait_for).
@@ -61,6 +85,28 @@ class ThreadState:
     @property
     def stop_is_requested(self) -> bool:
         return self.stop_event.is_set()
+
+    @property
+    def force(self) -> ForceState:
+        forced = self.forced
+        return ForceState.NONE if forced is None else forced.state
+
+    def set_stop_locked(self, reason: str) -> bool:
+        """Set the stop flag (holding `lock`); True if it was set already.
+        The first request's reason and time are kept."""
+        already = self.stop_event.is_set()
+        if not already:
+            self.stop_reason = reason
+            self.stop_requested_at = time.time()
+            self.stop_event.set()
+        return already
+
+    def forget_stop_locked(self) -> None:
+        """The stop request is over (holding `lock`): as if never asked."""
+        self.stop_event.clear()
+        self.stop_reason = ""
+        self.stop_requested_at = 0.0
+        self.forced = None
 
 
 class Registry:
@@ -130,23 +176,13 @@ class Registry:
 
         The first request's reason and time are kept.
         """
-        with self._lock:
-            already = state.stop_event.is_set()
-            if not already:
-                state.stop_reason = reason
-                state.stop_requested_at = time.time()
-                state.stop_event.set()
-        return already
+        with state.lock:
+            return state.set_stop_locked(reason)
 
     def clear_stop(self, state: ThreadState) -> None:
         """Forget a handled stop, so the thread can take new work."""
-        with self._lock, state.lock:
-            state.stop_event.clear()
-            state.stop_reason = ""
-            state.stop_requested_at = 0.0
-            state.force = ForceState.NONE
-            state.forced_at = state.force_delivered_at = 0.0
-            state.delivered.clear()
+        with state.lock:
+            state.forget_stop_locked()
 
     def _prune_locked(self) -> None:
         live = {t.ident for t in threading.enumerate()}

@@ -10,8 +10,9 @@ import os
 import threading
 from dataclasses import dataclass
 
+from threadctl import _force
 from threadctl._activity import Activity, classify
-from threadctl._procfs import thread_cpu_seconds, thread_state
+from threadctl._procfs import native_id_of, thread_cpu_seconds, thread_state
 from threadctl._registry import ForceState, registry
 from threadctl._stacks import EMPTY, FrameInfo, Stack, capture_stacks
 
@@ -45,6 +46,7 @@ class ThreadSnapshot:
     forced_at: float = 0.0
     force_delivered_at: float = 0.0
     blocked_in: FrameInfo | None = None  # innermost frame while a forced stop is pending
+    force_waits_in: str = ""  # what a deferred forced stop waits for the thread to leave
     activity: Activity = Activity.UNKNOWN
     activity_detail: str = ""
     kernel_state: str = ""
@@ -58,7 +60,7 @@ def is_alive(thread: threading.Thread) -> bool:
     which `threading` may keep after the thread ended, so ask the kernel.
     """
     if isinstance(thread, threading._DummyThread):
-        return os.path.exists(f"/proc/self/task/{thread.native_id}")
+        return os.path.exists(f"/proc/self/task/{native_id_of(thread)}")
     return thread.is_alive()
 
 
@@ -90,7 +92,7 @@ def snapshot(
             else EMPTY
         )
     state = registry.state_of(thread)
-    native_id = thread.native_id or 0
+    native_id = native_id_of(thread)
     kernel_state = ""
 
     def read_kernel_state() -> str:
@@ -99,7 +101,10 @@ def snapshot(
         return kernel_state
 
     activity, detail = classify(stack.frames, stack.callee, read_kernel_state)
-    force = state.force
+    forced = state.forced
+    if forced is not None and forced.state is ForceState.DELIVERED and alive:
+        forced = _force.settle(thread, state)  # caught (a pool worker goes on): over
+    force = ForceState.NONE if forced is None else forced.state
     pending = force is ForceState.PENDING and alive
     if pending and not with_stack:  # blocked_in shows a line: capture with lines
         stack = capture_stacks([ident], depth=1).get(ident, EMPTY)
@@ -120,9 +125,10 @@ def snapshot(
         stack=stack if with_stack else None,
         in_critical_section=bool(state.critical_marks),
         force=force,
-        forced_at=state.forced_at,
-        force_delivered_at=state.force_delivered_at,
+        forced_at=0.0 if forced is None else forced.forced_at,
+        force_delivered_at=0.0 if forced is None else forced.delivered_at,
         blocked_in=stack.frames[-1] if pending else None,
+        force_waits_in=forced.waits_in if forced is not None else "",
         activity=activity,
         activity_detail=detail,
         kernel_state=kernel_state,

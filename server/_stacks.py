@@ -12,10 +12,12 @@ references before the GC runs again.
 from __future__ import annotations
 
 import gc
+import os
 import queue
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import NamedTuple
@@ -44,11 +46,12 @@ def _stdlib_qualnames() -> dict[CodeType, str]:
 _QUALNAMES = {} if sys.version_info >= (3, 11) else _stdlib_qualnames()
 
 
-def _qualname(code: CodeType) -> str:
+def qualname(code: CodeType) -> str:
     return getattr(code, "co_qualname", None) or _QUALNAMES.get(code) or code.co_name
 
 
 _capture_lock = threading.Lock()
+_gc_paused = False  # True while frames_guarded() holds the GC off
 
 
 class FrameInfo(NamedTuple):
@@ -76,6 +79,40 @@ class Stack:
 EMPTY = Stack((), False)
 
 
+@contextmanager
+def frames_guarded() -> Iterator[None]:
+    """The one way to touch other threads' frames (sys._current_frames(),
+    sys._current_exceptions(), the landing check): serialised, with the GC
+    paused. Callers must drop every frame reference before leaving, unless
+    they keep it on purpose (a forced stop's landing anchor)."""
+    global _gc_paused
+    with _capture_lock:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        _gc_paused = gc_was_enabled
+        try:
+            yield
+        finally:
+            _gc_paused = False
+            if gc_was_enabled:
+                gc.enable()
+
+
+def _reset_after_fork() -> None:
+    """A child forked while another thread was inside frames_guarded() would
+    inherit the lock held (by a thread it does not have) and the GC paused
+    for good: give it a fresh lock and its GC back."""
+    global _capture_lock, _gc_paused
+    _capture_lock = threading.Lock()
+    if _gc_paused:
+        _gc_paused = False
+        gc.enable()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def capture_stacks(
     idents: Iterable[int] | None = None, depth: int = MAX_DEPTH, *, lines: bool = True
 ) -> dict[int, Stack]:
@@ -88,22 +125,16 @@ def capture_stacks(
     are absent from the result.
     """
     wanted = None if idents is None else set(idents)
-    with _capture_lock:
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
+    with frames_guarded():
+        frames = sys._current_frames()
         try:
-            frames = sys._current_frames()
-            try:
-                return {
-                    ident: _walk(frame, depth, lines)
-                    for ident, frame in frames.items()
-                    if wanted is None or ident in wanted
-                }
-            finally:
-                del frames
+            return {
+                ident: _walk(frame, depth, lines)
+                for ident, frame in frames.items()
+                if wanted is None or ident in wanted
+            }
         finally:
-            if gc_was_enabled:
-                gc.enable()
+            del frames
 
 
 def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
@@ -119,7 +150,7 @@ def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
             FrameInfo(
                 filename=code.co_filename,
                 line=(frame.f_lineno or 0) if lines else 0,
-                function=_qualname(code),
+                function=qualname(code),
             )
         )
         walked = frame.f_back

@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from threadctl import _audit, _control
 from threadctl._control import StopOutcome
 from threadctl._hooks import run_stop_hooks
-from threadctl._registry import ThreadState, registry
-from threadctl._snapshot import ThreadSnapshot, is_alive, live_threads, snapshot
+from threadctl._registry import ForceEpisode, ThreadState, registry
+from threadctl._snapshot import ACTIVITY_DEPTH, ThreadSnapshot, is_alive, live_threads, snapshot
+from threadctl._stacks import EMPTY, capture_stacks
 
 
 @dataclass(frozen=True)
 class ThreadReport:
     """What a stop_all did to one thread: outcome EXITED (during the grace if
-    not `forced`), STILL_RUNNING, or a FORCE_* state if forced and not exited."""
+    not `forced`), STILL_RUNNING, or if forced and not exited a FORCE_* state,
+    TASK_ENDED or MOVED_ON."""
 
     thread: ThreadSnapshot
     outcome: StopOutcome
@@ -92,7 +94,7 @@ def stop_all(
     _wait_all(
         [t for t in targets if t is not me], started + grace, lambda: abandoned() or _set(escalate)
     )
-    forced: set[threading.Thread] = set()
+    forced: dict[threading.Thread, ForceEpisode] = {}
     if force or _set(escalate):
         for thread in targets:
             if (
@@ -100,11 +102,14 @@ def stop_all(
                 and is_alive(thread)
                 and not isinstance(thread, threading._DummyThread)
             ):
-                done, _gone = _control.force_now(thread, states[thread])
-                if done:
-                    forced.add(thread)
-        _wait_all(list(forced), time.monotonic() + wait, abandoned)
-    reports = [_report(thread, states[thread], thread in forced) for thread in targets]
+                episode, _gone = _control.force_now(thread, states[thread], reason)
+                if episode is not None:
+                    forced[thread] = episode
+        deadline = time.monotonic() + wait
+        for thread, episode in forced.items():
+            remaining = max(0.0, deadline - time.monotonic())
+            _control.wait_for_exit(thread, remaining, abandoned, episode)
+    reports = _reports(targets, states, forced)
     result = StopAllResult(reports, time.monotonic() - started)
     for report in reports:
         _audit.stop_all_thread(caller=caller, report=report, reason=reason)
@@ -112,26 +117,48 @@ def stop_all(
     return result
 
 
-def _report(thread: threading.Thread, state: ThreadState, forced: bool) -> ThreadReport:
-    if not is_alive(thread):
-        gone = ThreadSnapshot(
-            ident=thread.ident or 0,
-            native_id=thread.native_id or 0,
-            identity=state.identity,
-            name=thread.name,
-            daemon=thread.daemon,
-            cooperative=state.cooperative,
-            stop_requested=True,
-            stop_reason=state.stop_reason,
-            stop_requested_at=state.stop_requested_at,
-            force=state.force,
-            forced_at=state.forced_at,
-            force_delivered_at=state.force_delivered_at,
-        )
-        return ThreadReport(gone, StopOutcome.EXITED, forced)
-    record = snapshot(thread)
-    outcome = _control.FORCE_OUTCOME.get(record.force, StopOutcome.STILL_RUNNING)
-    return ThreadReport(record, outcome, forced)
+def _reports(
+    targets: list[threading.Thread],
+    states: dict[threading.Thread, ThreadState],
+    forced: dict[threading.Thread, ForceEpisode],
+) -> list[ThreadReport]:
+    """One report per thread; the stacks of those still alive are captured
+    once for all of them (a capture per thread made the report quadratic)."""
+    alive = [thread for thread in targets if is_alive(thread)]
+    stacks = capture_stacks([t.ident for t in alive if t.ident], depth=ACTIVITY_DEPTH, lines=False)
+    reports = []
+    for thread in targets:
+        state, episode = states[thread], forced.get(thread)
+        if thread not in alive:
+            reports.append(
+                ThreadReport(_gone(thread, state), StopOutcome.EXITED, episode is not None)
+            )
+            continue
+        record = snapshot(thread, stacks.get(thread.ident or 0, EMPTY), alive=True)
+        if episode is not None and episode.ended:
+            outcome = _control.ENDED_OUTCOME[episode.ended]
+        else:
+            outcome = _control.FORCE_OUTCOME.get(record.force, StopOutcome.STILL_RUNNING)
+        reports.append(ThreadReport(record, outcome, episode is not None))
+    return reports
+
+
+def _gone(thread: threading.Thread, state: ThreadState) -> ThreadSnapshot:
+    forced = state.forced
+    return ThreadSnapshot(
+        ident=thread.ident or 0,
+        native_id=thread.native_id or 0,
+        identity=state.identity,
+        name=thread.name,
+        daemon=thread.daemon,
+        cooperative=state.cooperative,
+        stop_requested=True,
+        stop_reason=state.stop_reason,
+        stop_requested_at=state.stop_requested_at,
+        force=state.force,
+        forced_at=0.0 if forced is None else forced.forced_at,
+        force_delivered_at=0.0 if forced is None else forced.delivered_at,
+    )
 
 
 def _wait_all(

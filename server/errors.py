@@ -39,6 +39,17 @@ class UnsafeRuntimeDirectory(ThreadctlError):
     """The runtime directory could be read or replaced by another user."""
 
 
+class TaskStopped(Exception):
+    """A task's Future failed because threadctl stopped the thread running it.
+
+    What `future.result()` raises for a thread-pool task that a stop
+    (forced, or threadctl.check_stop()) ended: an ordinary Exception, so the
+    `except Exception:` around results catches it, and the stop never
+    propagates as a BaseException into the thread that collects results. The
+    stop exception is its `__cause__`.
+    """
+
+
 class ThreadStopped(BaseException):
     """Raised in a thread to make it unwind because a stop was requested.
 

@@ -55,7 +55,7 @@ def _stop_state(channel: grpc.Channel, name: str) -> int:
 def _waiting_for_exit(channel: grpc.Channel) -> bool:
     """Whether a server thread is inside a stop's wait for a thread to exit."""
     return any(
-        frame.function.endswith("_wait_for_exit")
+        frame.function.endswith("wait_for_exit")
         for thread in _threads(channel, stacks=True)
         for frame in thread.stack
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from support import Host, run_cli
+from support import Host, cli_json, run_cli
 
 StartHost = Callable[..., Host]
 
@@ -32,25 +32,52 @@ def test_consumers_stopped_at_random_lose_no_item(start_host: StartHost) -> None
     assert result["requeued"], "no forced stop hit a consumer mid-item: the test proved nothing"
 
 
-def test_forced_stop_of_a_pool_worker_ends_its_future_and_the_pool_keeps_serving(
+def test_forced_stops_of_a_reused_pool_worker_end_each_task_and_the_pool_keeps_serving(
     start_host: StartHost, env: dict[str, str]
 ) -> None:
     host = start_host("pool.py")
-    host.send("submit spin")
-    worker_tid = host.expect("SPINNING ").split()[1]
+    workers = set()
+    for _ in range(3):  # the same worker runs the next runaway task
+        host.send("submit spin")
+        worker_tid = host.expect("SPINNING ").split()[1]
+        workers.add(worker_tid)
 
-    stopped = run_cli(
-        "stop", worker_tid, "--force", "--wait", "2", "--json", "--pid", str(host.pid), env=env
-    )
+        stopped = run_cli(
+            "stop", worker_tid, "--force", "--wait", "5", "--json", "--pid", str(host.pid), env=env
+        )
 
-    # The worker thread survives (the executor catches the exception for the
-    # future), so the stop answers "delivered" and exit code 6, not "exited".
-    assert stopped.returncode == 6, stopped.stderr
-    assert json.loads(stopped.stdout)["outcome"] == "force_delivered"
-    assert host.expect("FUTURE spin") == "FUTURE spin ForcedStop"
+        # The task ended, the worker thread goes on: its own exit code.
+        assert stopped.returncode == 9, stopped.stderr
+        answer = json.loads(stopped.stdout)
+        assert answer["outcome"] == "task_ended"
+        assert answer["forced"] is True
+        assert answer["already_requested"] is False
+        assert answer["thread"]["stop_state"] == "none"
+        # The future fails with an ordinary Exception, not the BaseException.
+        assert host.expect("FUTURE spin") == "FUTURE spin TaskStopped"
+    assert len(workers) == 1
     host.send("submit quick 6")
     results = sorted(host.expect("FUTURE quick-") for _ in range(6))
     assert results == sorted(f"FUTURE quick-{i} {i * i}" for i in range(6))
     host.send("after-stop")
     after = [host.expect("FUTURE after-") for _ in range(4)]
     assert all(line.endswith("slept_full=True") for line in after), after
+
+
+def test_an_idle_pool_worker_is_not_forced(start_host: StartHost, env: dict[str, str]) -> None:
+    host = start_host("pool.py")
+    host.send("submit quick 1")
+    assert host.expect("FUTURE quick-0") == "FUTURE quick-0 0"
+    worker = next(
+        t
+        for t in cli_json("list", "--pid", str(host.pid), env=env)["threads"]
+        if t["name"].startswith("pool")
+    )
+
+    refused = run_cli("stop", str(worker["native_id"]), "--force", "--pid", str(host.pid), env=env)
+
+    assert refused.returncode == 5, refused.stderr
+    assert "idle pool worker" in refused.stderr
+    host.send("submit quick 3")  # nothing was queued for the next task
+    results = sorted(host.expect("FUTURE quick-") for _ in range(3))
+    assert results == sorted(f"FUTURE quick-{i} {i * i}" for i in range(3))

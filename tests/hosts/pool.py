@@ -1,8 +1,9 @@
-"""Host: a ThreadPoolExecutor whose worker gets stopped mid-task.
+"""Host: a one-worker ThreadPoolExecutor whose worker gets stopped mid-task.
 
 `spin` tasks loop in pure Python until stopped by force; `quick` tasks return
-at once. Commands: `submit spin`, `submit quick N`, `after-stop` (submits a task
-that clears its worker's stop and sleeps stop-aware). Results print as
+at once. Commands: `submit spin`, `submit quick N`, `after-stop` (submits tasks
+that sleep stop-aware: they sleep their full time only if the stop that ended
+an earlier task is over). Results print as
 `FUTURE <name> <result or exception type>`.
 """
 
@@ -16,7 +17,7 @@ from _hostkit import say
 import threadctl
 
 server = threadctl.install()
-pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool")
+pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pool")
 running = threading.Event()
 
 
@@ -32,7 +33,6 @@ def quick(i: int) -> int:
 
 
 def after_stop() -> str:
-    threadctl.clear_stop()
     return f"slept_full={not threadctl.sleep(0.01)}"
 
 
@@ -48,6 +48,7 @@ for line in sys.stdin:
         future = pool.submit(spin)
         future.add_done_callback(lambda f: report("spin", f))
         running.wait()
+        running.clear()
         worker = next(
             t
             for t in threading.enumerate()

@@ -3,7 +3,9 @@ tests that throw arbitrary requests at a live server.
 
 coop-N      wait in threadctl.sleep() until stopped, then exit; the supervisor
             starts a new one in their place
-stubborn-N  block on an Event forever, never looking at their stop flag
+stubborn-N  block on an Event forever (from their own function: a thread
+            running only standard-library code cannot be forced), never
+            looking at their stop flag
 supervisor  restarts exited coop threads; ignores its stop flag, survives a
             forced stop (catches it and clears its flag)
 
@@ -37,6 +39,10 @@ def cooperative() -> None:
         exited.put(threading.current_thread().name)
 
 
+def stubborn() -> None:
+    never.wait()
+
+
 def start_cooperative() -> None:
     threading.Thread(target=cooperative, name=f"coop-{next(serial)}", daemon=True).start()
 
@@ -53,7 +59,7 @@ def supervise() -> None:
 for _ in range(COOPERATIVE):
     start_cooperative()
 for i in range(STUBBORN):
-    threading.Thread(target=never.wait, name=f"stubborn-{i}", daemon=True).start()
+    threading.Thread(target=stubborn, name=f"stubborn-{i}", daemon=True).start()
 threading.Thread(target=supervise, name="supervisor", daemon=True).start()
 say("READY " + json.dumps({"socket": str(server.socket_path)}))
 sys.stdin.read()
