@@ -15,12 +15,13 @@ import gc
 import queue
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import NamedTuple
 
 from threadctl._bytecode import current_call
+from threadctl._known_waits import tagger
 
 MAX_DEPTH = 128
 
@@ -52,7 +53,9 @@ _capture_lock = threading.Lock()
 
 
 class FrameInfo(NamedTuple):
-    """One frame: file, line (0 when CPython cannot tell) and function.
+    """One frame: file, line (0 when CPython cannot tell) and function;
+    `known_as` tags frames of the waits and libraries threadctl recognises
+    by code object (see _known_waits; "" for other code).
 
     A named tuple: listings build one per frame of every thread, and tuples
     are the cheapest immutable, hashable records Python has."""
@@ -60,6 +63,7 @@ class FrameInfo(NamedTuple):
     filename: str
     line: int
     function: str
+    known_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,7 @@ def capture_stacks(
     are absent from the result.
     """
     wanted = None if idents is None else set(idents)
+    known_as = tagger()
     with _capture_lock:
         gc_was_enabled = gc.isenabled()
         gc.disable()
@@ -95,7 +100,7 @@ def capture_stacks(
             frames = sys._current_frames()
             try:
                 return {
-                    ident: _walk(frame, depth, lines)
+                    ident: _walk(frame, depth, lines, known_as)
                     for ident, frame in frames.items()
                     if wanted is None or ident in wanted
                 }
@@ -106,7 +111,7 @@ def capture_stacks(
                 gc.enable()
 
 
-def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
+def _walk(frame: FrameType, depth: int, lines: bool, known_as: Callable[[CodeType], str]) -> Stack:
     callee = current_call(frame.f_code, frame.f_lasti)
     frames: list[FrameInfo] = []
     walked: FrameType | None = frame
@@ -120,6 +125,7 @@ def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
                 filename=code.co_filename,
                 line=(frame.f_lineno or 0) if lines else 0,
                 function=_qualname(code),
+                known_as=known_as(code),
             )
         )
         walked = frame.f_back
