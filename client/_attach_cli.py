@@ -116,7 +116,7 @@ def _one_shot(command: str, args: argparse.Namespace) -> Exit:
     else:
         raise InvalidArgument(f"{command!r} cannot run with --attach")
     target = _inspect.inspect(args.pid)
-    source = _job_source(*_ONE_SHOT, bytecode=True)
+    source = _job_source(*_ONE_SHOT, labels=True)
     result = _attach.run_job(target, source, params, time.monotonic() + budget)
     return Exit(_oneshot_render.print_result(command, args, result))
 
@@ -128,10 +128,11 @@ def _caller(via: str) -> dict[str, Any]:
     return {"caller": f"{who} pid={os.getpid()} ({via})", "caller_uid": uid}
 
 
-def _job_source(*names: str, bytecode: bool = False) -> str:
+def _job_source(*names: str, labels: bool = False) -> str:
     parts = [(_CLIENT / name).read_text() for name in names]
-    if bytecode:  # lets the job tell what a blocked thread is calling (see _oneshot)
+    if labels:  # lets the job tell what a blocked thread is calling, in what (see _oneshot)
         parts.append(f"BYTECODE_SOURCE = {(_SERVER / '_bytecode.py').read_text()!r}")
+        parts.append(f"KNOWN_WAITS_SOURCE = {(_SERVER / '_known_waits.py').read_text()!r}")
     return "\n\n".join([*parts, "run_job(JOB_DIR)\n"])
 
 

@@ -168,6 +168,7 @@ def _capture_stacks(depth: int, idents: list | None = None) -> dict:
     import gc
 
     callee_of = _callee_finder()
+    known_as = _frame_tagger()
     lock = getattr(sys.modules.get("threadctl._stacks"), "_capture_lock", None)
     if lock is not None:
         lock.acquire()
@@ -177,7 +178,7 @@ def _capture_stacks(depth: int, idents: list | None = None) -> dict:
         frames = sys._current_frames()
         try:
             return {
-                ident: _walk(frame, depth, callee_of)
+                ident: _walk(frame, depth, callee_of, known_as)
                 for ident, frame in frames.items()
                 if idents is None or ident in idents
             }
@@ -190,7 +191,7 @@ def _capture_stacks(depth: int, idents: list | None = None) -> dict:
             lock.release()
 
 
-def _walk(frame: object, depth: int, callee_of: object) -> dict:
+def _walk(frame: object, depth: int, callee_of: object, known_as: object) -> dict:
     try:
         callee = callee_of(frame.f_code, frame.f_lasti)  # type: ignore[attr-defined,operator]
     except Exception:  # noqa: BLE001 - a best-effort detail
@@ -199,7 +200,14 @@ def _walk(frame: object, depth: int, callee_of: object) -> dict:
     while frame is not None and len(out) < depth:
         code = frame.f_code  # type: ignore[attr-defined]
         name = getattr(code, "co_qualname", code.co_name)
-        out.append({"filename": code.co_filename, "line": frame.f_lineno or 0, "function": name})  # type: ignore[attr-defined]
+        out.append(
+            {
+                "filename": code.co_filename,
+                "line": frame.f_lineno or 0,  # type: ignore[attr-defined]
+                "function": name,
+                "known_as": known_as(code),  # type: ignore[operator]
+            }
+        )
         frame = frame.f_back  # type: ignore[attr-defined]
     out.reverse()
     return {"frames": out, "truncated": frame is not None, "callee": callee}
@@ -213,6 +221,19 @@ def _callee_finder() -> object:
     namespace: dict = {"__name__": "__threadctl_bytecode__"}
     exec(compile(source, "threadctl/_bytecode.py", "exec"), namespace)  # noqa: S102
     return namespace["current_call"]
+
+
+def _frame_tagger() -> object:
+    """threadctl._known_waits.tagger() for this process's own modules (the
+    client cannot see the target's code objects), sent along as source
+    (KNOWN_WAITS_SOURCE). Best effort: without it no frame is tagged."""
+    source = globals().get("KNOWN_WAITS_SOURCE")
+    try:
+        namespace: dict = {"__name__": "__threadctl_known_waits__"}
+        exec(compile(source, "threadctl/_known_waits.py", "exec"), namespace)  # noqa: S102
+        return namespace["tagger"]()
+    except Exception:  # noqa: BLE001 - a best-effort detail
+        return lambda code: ""
 
 
 def _task_stat(native_id: int) -> tuple:

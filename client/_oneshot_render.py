@@ -71,16 +71,21 @@ def print_result(command: str, args: argparse.Namespace, result: dict[str, Any])
 def _thread_info(record: dict[str, Any], *, with_stack: bool) -> ThreadInfo:
     """A ThreadInfo from a job's record; activity is classified here as the
     server does when the process has no threadctl to do it."""
-    stack = [Frame(**frame) for frame in record.get("stack") or []]
-    values = dict(record, stack=stack if with_stack else None)
-    values["blocked_in"] = Frame(**record["blocked_in"]) if record.get("blocked_in") else None
+    raw = record.get("stack") or []
+    values = dict(record, stack=[_frame(f) for f in raw] if with_stack else None)
+    values["blocked_in"] = _frame(record["blocked_in"]) if record.get("blocked_in") else None
     if "activity" not in record:
-        frames = [FrameInfo(f.filename, f.line, f.function) for f in stack]
+        # known_as: tagged in the target, by its own code objects (see _oneshot._walk).
+        frames = [FrameInfo(f["filename"], f["line"], f["function"], f["known_as"]) for f in raw]
         kernel_state = str(record.get("kernel_state", ""))
         activity, detail = classify(frames, record.get("callee"), lambda: kernel_state)
         values.update(activity=activity.value, activity_detail=detail)
     known = {field.name for field in fields(ThreadInfo)}
     return ThreadInfo(**{key: value for key, value in values.items() if key in known})
+
+
+def _frame(frame: dict[str, Any]) -> Frame:
+    return Frame(frame["filename"], frame["line"], frame["function"])
 
 
 def _process_info(process: dict[str, Any]) -> ProcessInfo:

@@ -5,18 +5,19 @@ and where the thread's innermost Python frame is (executing bytecode, or in
 the middle of a call into C such as time.sleep, lock.acquire or sock.recv).
 A thread that the kernel shows as sleeping while its frame is between
 bytecodes is waiting for the GIL, which is running as far as an operator is
-concerned. The callee's name comes from the bytecode before the call; the
-surrounding frames (Event.wait, Queue.get, threadctl.sleep, ...) make the
-detail precise. It is a heuristic: the listing says what it looks like.
+concerned. The callee's name comes from the call's bytecode (_bytecode); the
+surrounding frames (Event.wait, Queue.get, threadctl.sleep, ..., recognised
+by code object: _known_waits) make the detail precise. It is a heuristic:
+the listing says what it looks like.
 """
 
 from __future__ import annotations
 
 import enum
 import functools
-import os
 from collections.abc import Callable, Sequence
 
+from threadctl._known_waits import WAITS
 from threadctl._stacks import FrameInfo
 
 
@@ -29,41 +30,9 @@ class Activity(enum.Enum):
     BLOCKED = "blocked"
 
 
-# threadctl's own files, wherever the package is installed (or edited).
-_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
-
-# Frames that name what a wait is for, matched from the innermost outward:
-# (file name ending, function name) -> (activity, detail).
-_KNOWN_WAITS: list[tuple[str, tuple[str, ...], Activity, str]] = [
-    (_OURS + "_flag.py", ("sleep",), Activity.SLEEPING, "threadctl.sleep"),
-    (_OURS + "_waits.py", ("get",), Activity.WAITING, "threadctl.get"),
-    (_OURS + "_waits.py", ("wait",), Activity.WAITING, "threadctl.wait"),
-    (_OURS + "_waits.py", ("wait_for",), Activity.WAITING, "threadctl.wait_for"),
-    ("queue.py", ("Queue.get", "get"), Activity.WAITING, "queue.Queue.get"),
-    ("queue.py", ("Queue.put", "put"), Activity.WAITING, "queue.Queue.put"),
-    ("threading.py", ("Event.wait",), Activity.WAITING, "threading.Event.wait"),
-    ("threading.py", ("Thread.join", "join"), Activity.WAITING, "threading.Thread.join"),
-    ("threading.py", ("Semaphore.acquire",), Activity.WAITING, "threading.Semaphore.acquire"),
-    ("threading.py", ("Barrier.wait",), Activity.WAITING, "threading.Barrier.wait"),
-    (
-        "threading.py",
-        ("Condition.wait", "Condition.wait_for"),
-        Activity.WAITING,
-        "threading.Condition.wait",
-    ),
-    ("threading.py", ("wait",), Activity.WAITING, "threading.Condition.wait"),
-    ("selectors.py", (), Activity.IO, "selectors"),
-    ("socket.py", (), Activity.IO, "socket"),
-    ("ssl.py", (), Activity.IO, "ssl"),
-    ("socketserver.py", (), Activity.IO, "socketserver"),
-    (
-        "subprocess.py",
-        ("Popen.wait", "Popen._wait", "Popen.communicate"),
-        Activity.WAITING,
-        "subprocess",
-    ),
-]
-_LIBRARY_FILES = (*{suffix for suffix, *_ in _KNOWN_WAITS}, _OURS + "_force.py")
+# Frames that name what a wait is for, by tag (see _known_waits: the tag says
+# which known function or library module a frame runs).
+_KNOWN_WAITS = {tag: (Activity(activity), detail) for tag, (activity, detail) in WAITS.items()}
 # Innermost frames looked at to name a wait (a threadctl.get sits 4 deep).
 _WAIT_FRAMES = 6
 _CALLEE_ACTIVITY = {
@@ -121,11 +90,13 @@ def _known_wait(frames: tuple[FrameInfo, ...]) -> tuple[Activity, str] | None:
     """
     run = []
     for frame in reversed(frames):
-        if not frame.filename.endswith(_LIBRARY_FILES):
+        if not frame.known_as:
             break
         run.append(frame)
     for frame in reversed(run):
-        for suffix, functions, activity, detail in _KNOWN_WAITS:
-            if frame.filename.endswith(suffix) and (not functions or frame.function in functions):
-                return activity, detail if functions else f"{detail} {frame.function}"
+        known = _KNOWN_WAITS.get(frame.known_as)
+        if known is not None:
+            activity, detail = known
+            # A module-wide tag ("socket") names the function in the detail.
+            return activity, detail if ":" in frame.known_as else f"{detail} {frame.function}"
     return None

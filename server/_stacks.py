@@ -16,13 +16,14 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import NamedTuple
 
 from threadctl._bytecode import current_call
+from threadctl._known_waits import tagger
 
 MAX_DEPTH = 128
 
@@ -55,7 +56,9 @@ _gc_paused = False  # True while frames_guarded() holds the GC off
 
 
 class FrameInfo(NamedTuple):
-    """One frame: file, line (0 when CPython cannot tell) and function.
+    """One frame: file, line (0 when CPython cannot tell) and function;
+    `known_as` tags frames of the waits and libraries threadctl recognises
+    by code object (see _known_waits; "" for other code).
 
     A named tuple: listings build one per frame of every thread, and tuples
     are the cheapest immutable, hashable records Python has."""
@@ -63,6 +66,7 @@ class FrameInfo(NamedTuple):
     filename: str
     line: int
     function: str
+    known_as: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,12 @@ def capture_stacks(
     are absent from the result.
     """
     wanted = None if idents is None else set(idents)
+    known_as = tagger()
     with frames_guarded():
         frames = sys._current_frames()
         try:
             return {
-                ident: _walk(frame, depth, lines)
+                ident: _walk(frame, depth, lines, known_as)
                 for ident, frame in frames.items()
                 if wanted is None or ident in wanted
             }
@@ -137,7 +142,7 @@ def capture_stacks(
             del frames
 
 
-def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
+def _walk(frame: FrameType, depth: int, lines: bool, known_as: Callable[[CodeType], str]) -> Stack:
     callee = current_call(frame.f_code, frame.f_lasti)
     frames: list[FrameInfo] = []
     walked: FrameType | None = frame
@@ -151,6 +156,7 @@ def _walk(frame: FrameType, depth: int, lines: bool) -> Stack:
                 filename=code.co_filename,
                 line=(frame.f_lineno or 0) if lines else 0,
                 function=qualname(code),
+                known_as=known_as(code),
             )
         )
         walked = frame.f_back
