@@ -117,7 +117,7 @@ def _plain_records(params: dict) -> list:
 
 
 def _plain_record(thread: threading.Thread, stack: dict | None) -> dict:
-    native_id = thread.native_id or 0
+    native_id = _native_id(thread)
     cpu, state, started = _task_stat(native_id)
     return dict(
         _blank_record(thread.ident or 0, stack),
@@ -247,9 +247,23 @@ def _task_stat(native_id: int) -> tuple:
         return None, "", 0
 
 
+def _native_id(thread: threading.Thread) -> int:
+    """As threadctl._procfs.native_id_of: after fork() the child's main thread
+    keeps the parent's TID in `threading`; its real TID is the child's PID."""
+    native_id = thread.native_id or 0
+    if (
+        native_id
+        and native_id != os.getpid()
+        and thread is threading.main_thread()
+        and not os.path.exists(f"/proc/self/task/{native_id}")
+    ):
+        return os.getpid()
+    return native_id
+
+
 def _alive(thread: threading.Thread) -> bool:
     if isinstance(thread, threading._DummyThread):  # type: ignore[attr-defined]
-        return os.path.exists(f"/proc/self/task/{thread.native_id}")
+        return os.path.exists(f"/proc/self/task/{_native_id(thread)}")
     return thread.is_alive()
 
 

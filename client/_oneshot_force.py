@@ -23,13 +23,14 @@ if TYPE_CHECKING:  # in the job these are _oneshot.py's, sent before this file
         JobError,
         _audit,
         _capture_stacks,
+        _native_id,
         _plain_record,
     )
 
 
 def _plain_force(params: dict) -> dict:
     thread = _find_thread(params["tid"])
-    fields = {"ident": thread.ident, "native_id": thread.native_id, "name": thread.name}
+    fields = {"ident": thread.ident, "native_id": _native_id(thread), "name": thread.name}
     try:
         _check_forcible(thread, params)
     except JobError as error:
@@ -94,9 +95,10 @@ def _plain_force(params: dict) -> dict:
 def _find_thread(tid: int) -> threading.Thread:
     with threading._active_limbo_lock:  # type: ignore[attr-defined]
         threads = list(threading._active.values())  # type: ignore[attr-defined]
-    for key in ("native_id", "ident"):
+    me = threading.get_ident()
+    for key in (_native_id, lambda thread: thread.ident):
         for thread in threads:
-            if getattr(thread, key) == tid and thread.ident != threading.get_ident():
+            if key(thread) == tid and thread.ident != me:
                 return thread
     raise JobError("not_found", f"no thread with TID or ident {tid} in process {os.getpid()}")
 
