@@ -11,7 +11,7 @@ builds them in place for editable installs) but never imported: each links
 no Python symbol and looks them up at run time in the interpreter it is
 loaded into. The attach agent (client/_agent/agent.c) is what `threadctl
 attach` loads into a running process; the landing helper
-(server/_native/landing.c) lets a forced stop decide where it lands and
+(server/_core/native/landing.c) lets a forced stop decide where it lands and
 inject in one step (see server/_landing.py). `optional=True`: without a C
 compiler threadctl still installs; attach then says the agent is missing,
 and forced stops use a pure-Python landing check with a small race under
@@ -66,8 +66,8 @@ AGENT = Extension(
 )
 
 LANDING = Extension(
-    "threadctl._landinglib",
-    sources=["server/_native/landing.c"],
+    "threadctl._core._landinglib",
+    sources=["server/_core/native/landing.c"],
     extra_compile_args=["-fvisibility=hidden", "-Wall"],
     optional=True,
 )

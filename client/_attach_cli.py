@@ -132,7 +132,7 @@ def _job_source(*names: str, labels: bool = False) -> str:
     parts = [(_CLIENT / name).read_text() for name in names]
     if labels:  # lets the job tell what a blocked thread is calling, in what (see _oneshot)
         parts.append(f"BYTECODE_SOURCE = {(_SERVER / '_bytecode.py').read_text()!r}")
-        parts.append(f"KNOWN_WAITS_SOURCE = {(_SERVER / '_known_waits.py').read_text()!r}")
+        parts.append(f"KNOWN_WAITS_SOURCE = {(_SERVER / '_core' / 'known_waits.py').read_text()!r}")
     return "\n\n".join([*parts, "run_job(JOB_DIR)\n"])
 
 

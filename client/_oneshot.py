@@ -169,7 +169,7 @@ def _capture_stacks(depth: int, idents: list | None = None) -> dict:
 
     callee_of = _callee_finder()
     known_as = _frame_tagger()
-    lock = getattr(sys.modules.get("threadctl._stacks"), "_capture_lock", None)
+    lock = getattr(sys.modules.get("threadctl._core.frames"), "_capture_lock", None)
     if lock is not None:
         lock.acquire()
     gc_was_enabled = gc.isenabled()
@@ -224,7 +224,7 @@ def _callee_finder() -> object:
 
 
 def _frame_tagger() -> object:
-    """threadctl._known_waits.tagger() for this process's own modules (the
+    """threadctl._core.known_waits.tagger() for this process's own modules (the
     client cannot see the target's code objects), sent along as source
     (KNOWN_WAITS_SOURCE). Best effort: without it no frame is tagged."""
     source = globals().get("KNOWN_WAITS_SOURCE")
@@ -248,7 +248,7 @@ def _task_stat(native_id: int) -> tuple:
 
 
 def _native_id(thread: threading.Thread) -> int:
-    """As threadctl._procfs.native_id_of: after fork() the child's main thread
+    """As threadctl._core.procfs.native_id_of: after fork() the child's main thread
     keeps the parent's TID in `threading`; its real TID is the child's PID."""
     native_id = thread.native_id or 0
     if (

@@ -16,7 +16,7 @@ from dataclasses import fields
 from typing import Any
 
 from threadctl._activity import classify
-from threadctl._stacks import FrameInfo
+from threadctl._core.frames import FrameInfo
 from threadctl.client import _render
 from threadctl.client._exits import exit_code_of_stop
 from threadctl.client._models import Frame, ProcessInfo, StopResult, ThreadInfo, ThreadList

@@ -17,8 +17,8 @@ import enum
 import functools
 from collections.abc import Callable, Sequence
 
-from threadctl._known_waits import WAITS
-from threadctl._stacks import FrameInfo
+from threadctl._core.frames import FrameInfo
+from threadctl._core.known_waits import WAITS
 
 
 class Activity(enum.Enum):

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _force
+from threadctl._core.procfs import native_id_of
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
-from threadctl._procfs import native_id_of
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl._snapshot import (
     ThreadSnapshot,

@@ -9,7 +9,7 @@ time it runs Python bytecode. The hazards that shape this module:
   finish exiting (and free its ident) while we hold it.
 - Where the exception lands matters: inside the standard library's lock
   wrappers it leaves locks held, in code the thread started after the request
-  it hits the wrong task. _landing decides where it may land; a stop that
+  it hits the wrong task. _core.landing decides where it may land; a stop that
   cannot land yet is *deferred* and a protected `threadctl-force` thread
   lands it when the thread gets there (or ends it if the code it was meant
   for finished first).
@@ -33,7 +33,20 @@ import threading
 import time
 from types import TracebackType
 
-from threadctl import _audit, _futures, _landing
+from threadctl import _audit, _futures, _native
+from threadctl._core.landing import (
+    CALLED_ON,
+    GONE,
+    NOT_NOW,
+    SENT,
+    Landing,
+    NoLandingPlace,
+    handling,
+    moved_on,
+    observe,
+    protect_package,
+    send,
+)
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl.errors import ProtectedThread, ThreadNotFound, ThreadStopped
 
@@ -41,7 +54,7 @@ _ClearAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
 _CRITICAL_SECTION = "it leaves its critical section"
-_landing.protect_package(os.path.dirname(os.path.abspath(__file__)), "threadctl")
+protect_package(os.path.dirname(os.path.abspath(__file__)), "threadctl")
 
 
 class ForcedStop(ThreadStopped):
@@ -108,11 +121,11 @@ def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpi
         # mark it delivered) as soon as this thread lets go of the GIL.
         state.forced = episode
         if episode.landing is not None:
-            landed = _send(thread, episode.landing)
-            if landed is _landing.Landed.GONE:
+            landed = send(thread, episode.landing, ForcedStop)
+            if landed == GONE:
                 state.forced = None
                 raise ThreadNotFound(f"thread {thread.ident} exited before the stop could be sent")
-            if landed is _landing.Landed.SENT:
+            if landed == SENT:
                 episode.state = ForceState.PENDING
                 episode.landing, episode.waits_in = None, ""
         if current is not None and episode.state is ForceState.DEFERRED:
@@ -153,10 +166,10 @@ def stop_left_thread() -> None:
             state.forget_stop_locked()  # a cooperative stop (check_stop) ended the task
 
 
-def _observe(thread: threading.Thread) -> _landing.Landing:
+def _observe(thread: threading.Thread) -> Landing:
     try:
-        return _landing.observe(thread.ident or 0)
-    except _landing.NoLandingPlace as error:
+        return observe(thread.ident or 0)
+    except NoLandingPlace as error:
         raise ProtectedThread(
             f"thread {thread.name!r} cannot be forced now: {error}; nothing was stopped"
         ) from None
@@ -166,7 +179,7 @@ def _observe(thread: threading.Thread) -> _landing.Landing:
         ) from None
 
 
-def _waits_text(landing: _landing.Landing) -> str:
+def _waits_text(landing: Landing) -> str:
     """What a stop deferred at `landing` waits for, in the operator's words."""
     if not landing.waits_in:
         return f"it is back in {landing.anchor_name}"
@@ -175,24 +188,14 @@ def _waits_text(landing: _landing.Landing) -> str:
     )
 
 
-def _send(thread: threading.Thread, landing: _landing.Landing) -> _landing.Landed:
-    # Holding threading's registry lock, the thread cannot finish exiting, so
-    # its ident cannot pass to a new thread between the check and the send.
-    with threading._active_limbo_lock:  # type: ignore[attr-defined]
-        active = threading._active  # type: ignore[attr-defined]
-        if active.get(thread.ident) is not thread or not thread.is_alive():
-            return _landing.Landed.GONE
-        return _landing.land(landing, ForcedStop)
-
-
 def _over_locked(thread: threading.Thread, state: ThreadState, forced: ForceEpisode) -> bool:
     """End `forced` (holding state.lock) if the thread caught it, or left the
     code it was meant for before it could land. True if it is over."""
     if forced.state is ForceState.DELIVERED:
-        if thread.is_alive() and not _landing.handling(thread.ident or 0, (ThreadStopped,)):
+        if thread.is_alive() and not handling(thread.ident or 0, (ThreadStopped,)):
             _end_locked(state, forced, "task_ended")
             return True
-    elif forced.landing is not None and _landing.moved_on(forced.landing):
+    elif forced.landing is not None and moved_on(forced.landing):
         _end_locked(state, forced, "moved_on")
         return True
     return False
@@ -273,19 +276,19 @@ class _Lander:
             if state.critical_marks:  # raised when the section ends (CriticalSection)
                 episode.landing, episode.waits_in = None, _CRITICAL_SECTION
                 return None
-            if _landing.moved_on(landing):
+            if moved_on(landing):
                 _end_locked(state, episode, "moved_on")
                 return None
-            landed = _send(thread, landing)
-            if landed is _landing.Landed.CALLED_ON:
+            landed = send(thread, landing, ForcedStop)
+            if landed == CALLED_ON:
                 episode.waits_in = (
                     f"it is back in {landing.anchor_name}, where it waited when the stop was"
                     " requested (it runs code called from there since: force it again to stop"
                     " that)"
                 )
-            elif landed is not _landing.Landed.NOT_NOW:
+            elif landed != NOT_NOW:
                 episode.landing = None
-                if landed is _landing.Landed.SENT:
+                if landed == SENT:
                     episode.state, episode.waits_in = ForceState.PENDING, ""
                 return None
             offset = landing.anchor.f_lasti
@@ -372,7 +375,9 @@ def critical() -> CriticalSection:
 
 def prepare() -> None:
     """What must be in place before a stop exception is raised anywhere: the
-    quiet excepthook, and stops leaving through Futures as TaskStopped."""
+    injector, the quiet excepthook, and stops leaving through Futures as
+    TaskStopped."""
+    _native.install_injector()
     install_quiet_excepthook()
     _futures.patch(stop_left_thread)
 

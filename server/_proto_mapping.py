@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from threadctl import _control
 from threadctl._activity import Activity
+from threadctl._core.frames import FrameInfo
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot
-from threadctl._stacks import FrameInfo
 from threadctl.v1 import threadctl_pb2 as pb
 
 OUTCOME = {

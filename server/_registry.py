@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from threadctl._landing import Landing
+    from threadctl._core.landing import Landing
 
 
 class ForceState(enum.Enum):

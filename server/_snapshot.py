@@ -6,15 +6,15 @@ in-process API returns them as they are.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
 from threadctl import _force
 from threadctl._activity import Activity, classify
-from threadctl._procfs import native_id_of, thread_cpu_seconds, thread_state
+from threadctl._core.frames import EMPTY, FrameInfo, Stack
+from threadctl._core.procfs import is_alive, native_id_of, thread_cpu_seconds, thread_state
 from threadctl._registry import ForceState, registry
-from threadctl._stacks import EMPTY, FrameInfo, Stack, capture_stacks
+from threadctl._stacks import capture_stacks
 
 # Frames looked at to tell what a thread is doing when no stack was asked for.
 ACTIVITY_DEPTH = 8
@@ -51,17 +51,6 @@ class ThreadSnapshot:
     activity_detail: str = ""
     kernel_state: str = ""
     partial: bool = False
-
-
-def is_alive(thread: threading.Thread) -> bool:
-    """Whether `thread` is still running, also for threads started outside `threading`.
-
-    Those appear as dummy thread objects whose is_alive() is always True and
-    which `threading` may keep after the thread ended, so ask the kernel.
-    """
-    if isinstance(thread, threading._DummyThread):
-        return os.path.exists(f"/proc/self/task/{native_id_of(thread)}")
-    return thread.is_alive()
 
 
 def live_threads() -> dict[int, threading.Thread]:

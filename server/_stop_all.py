@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from threadctl import _audit, _control
 from threadctl._control import StopOutcome
+from threadctl._core.frames import EMPTY
 from threadctl._hooks import run_stop_hooks
 from threadctl._registry import ForceEpisode, ThreadState, registry
 from threadctl._snapshot import ACTIVITY_DEPTH, ThreadSnapshot, is_alive, live_threads, snapshot
-from threadctl._stacks import EMPTY, capture_stacks
+from threadctl._stacks import capture_stacks
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import CodeType
 
 from support import Host, cli_json, run_cli, wait_until
-from threadctl._known_waits import tagger
+from threadctl._core.known_waits import tagger
 
 StartHost = Callable[..., Host]
 PY310 = sys.version_info < (3, 11)

@@ -12,16 +12,20 @@ no frames, and threadctl must not import ssl or subprocess into a host just
 to recognise them. The tables are rebuilt when one of these modules appears
 (or is replaced) in sys.modules.
 
-This file is also sent as source to one-shot jobs (client/_oneshot.py), which
-tag frames inside a target process of any CPython 3.10+: standard library
-only, no threadctl imports.
+Part of the core (see __init__): one-shot jobs tag frames with it inside
+target processes of any CPython 3.10+.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from types import CodeType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType
+
+    _Tables = tuple[dict[int, tuple[CodeType, str]], dict[str, str]]
 
 # tag -> (activity, detail). A tag is "module:Qualified.name" for one function
 # of the imported module, or "module" for any function in that module's file
@@ -51,7 +55,6 @@ WAITS: dict[str, tuple[str, str]] = {
 # at least the module's name as its tag (threadctl._force: critical sections).
 MODULES = (*dict.fromkeys(tag.partition(":")[0] for tag in WAITS), "threadctl._force")
 
-_Tables = tuple[dict[int, tuple[CodeType, str]], dict[str, str]]
 _built: tuple[tuple[object, ...], _Tables] | None = None
 
 
@@ -93,6 +96,6 @@ def _tables() -> _Tables:
         for attribute in qualname.split(".") if qualname else ():
             target = getattr(target, attribute, None)
         code = getattr(target, "__code__", None)
-        if qualname and isinstance(code, CodeType):
+        if qualname and type(code) is type(_tables.__code__):
             by_code[id(code)] = (code, tag)
     return by_code, by_file

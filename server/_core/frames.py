@@ -1,0 +1,198 @@
+"""Other threads' Python frames: the one guarded way to touch them, and
+walking them into plain data.
+
+Reading other threads' frames is the most dangerous thing the control plane
+does. On CPython 3.11 concurrent `sys._current_frames()` calls from gRPC
+handler threads locked the whole process up (cpython#106883), and serialising
+them with a lock alone segfaulted; serialising them *and* pausing the cyclic GC
+around the capture was stable. So every touch goes through frames_guarded():
+one lock, the GC paused, plain strings and ints copied out, and the frame
+references dropped before the GC runs again.
+"""
+
+from __future__ import annotations
+
+import _thread
+import gc
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType, FrameType
+
+MAX_DEPTH = 128
+
+
+class FrameInfo(tuple):  # type: ignore[type-arg] - a fixed (str, int, str, str) record
+    """One frame: file, line (0 when CPython cannot tell), function, and
+    `known_as`, the tag of a wait or library threadctl recognises by code
+    object (see known_waits; "" for other code).
+
+    A tuple: listings build one per frame of every thread, and tuples are the
+    cheapest immutable, hashable records Python has (a hand-made named tuple,
+    so this module needs no `typing`)."""
+
+    __slots__ = ()
+
+    def __new__(cls, filename: str, line: int, function: str, known_as: str = "") -> FrameInfo:
+        return tuple.__new__(cls, (filename, line, function, known_as))
+
+    @property
+    def filename(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def line(self) -> int:
+        return self[1]  # type: ignore[no-any-return]
+
+    @property
+    def function(self) -> str:
+        return self[2]  # type: ignore[no-any-return]
+
+    @property
+    def known_as(self) -> str:
+        return self[3]  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return (
+            f"FrameInfo(filename={self.filename!r}, line={self.line!r},"
+            f" function={self.function!r}, known_as={self.known_as!r})"
+        )
+
+
+class Stack:
+    """A thread's stack, innermost frame last; `truncated` if cut at the depth
+    limit. `callee`: what the innermost frame is calling right now (see
+    threadctl._bytecode.current_call; None when it is between bytecodes)."""
+
+    __slots__ = ("callee", "frames", "truncated")
+
+    def __init__(
+        self, frames: tuple[FrameInfo, ...], truncated: bool, callee: str | None = None
+    ) -> None:
+        self.frames = frames
+        self.truncated = truncated
+        self.callee = callee
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stack):
+            return NotImplemented
+        return (self.frames, self.truncated, self.callee) == (
+            other.frames,
+            other.truncated,
+            other.callee,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"Stack(frames={self.frames!r}, truncated={self.truncated!r}, callee={self.callee!r})"
+        )
+
+
+EMPTY = Stack((), False)
+
+_capture_lock = _thread.allocate_lock()
+_gc_paused = False  # True while frames_guarded() holds the GC off
+
+
+class _Guard:
+    def __enter__(self) -> None:
+        global _gc_paused
+        _capture_lock.acquire()
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        _gc_paused = self._gc_was_enabled
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _gc_paused
+        _gc_paused = False
+        if self._gc_was_enabled:
+            gc.enable()
+        _capture_lock.release()
+
+
+def frames_guarded() -> _Guard:
+    """The one way to touch other threads' frames (sys._current_frames(),
+    sys._current_exceptions(), the landing check): `with frames_guarded():`
+    serialises, with the GC paused. Callers must drop every frame reference
+    before leaving, unless they keep one on purpose (a forced stop's landing
+    anchor). Not reentrant."""
+    return _Guard()
+
+
+def reset_after_fork() -> None:
+    """For the host's at-fork hook: a child forked while another thread was
+    inside frames_guarded() would inherit the lock held (by a thread it does
+    not have) and the GC paused for good; give it a fresh lock and its GC
+    back."""
+    global _capture_lock, _gc_paused
+    _capture_lock = _thread.allocate_lock()
+    if _gc_paused:
+        _gc_paused = False
+        gc.enable()
+
+
+def walk(
+    frame: FrameType, depth: int, lines: bool, known_as: Callable[[CodeType], str]
+) -> tuple[tuple[FrameInfo, ...], bool]:
+    """The innermost `depth` frames from `frame` outward, innermost last, and
+    whether outer frames were cut. Without `lines`, every line is 0
+    (computing a line decodes the line table; only shown stacks need it).
+    Call inside frames_guarded()."""
+    frames: list[FrameInfo] = []
+    walked: FrameType | None = frame
+    while walked is not None and len(frames) < depth:
+        code = walked.f_code
+        # f_lineno is sometimes None for frames of other threads (seen on 3.10
+        # and 3.11); report it as 0, "line unknown".
+        frames.append(
+            FrameInfo(
+                code.co_filename,
+                (walked.f_lineno or 0) if lines else 0,
+                qualname(code),
+                known_as(code),
+            )
+        )
+        walked = walked.f_back
+    frames.reverse()
+    return tuple(frames), walked is not None
+
+
+def qualname(code: CodeType) -> str:
+    """co_qualname where the code has one (3.11+), else the qualified name of
+    the standard library's wait methods (so Event.wait and Condition.wait do
+    not both read "wait" on 3.10), else co_name."""
+    found = getattr(code, "co_qualname", None)
+    if found:
+        return found  # type: ignore[no-any-return]
+    return _stdlib_qualnames().get(code) or code.co_name
+
+
+_QUALNAMES: tuple[tuple[object, object], dict[CodeType, str]] | None = None
+
+
+def _stdlib_qualnames() -> dict[CodeType, str]:
+    """Only from modules already imported (threadctl must not import them),
+    rebuilt once they are."""
+    global _QUALNAMES
+    threading, queue = sys.modules.get("threading"), sys.modules.get("queue")
+    if _QUALNAMES is None or _QUALNAMES[0] != (threading, queue):
+        names = {}
+        for module, name in [
+            (threading, "Thread"),
+            (threading, "Event"),
+            (threading, "Condition"),
+            (threading, "Semaphore"),
+            (threading, "Barrier"),
+            (queue, "Queue"),
+        ]:
+            cls = getattr(module, name, None)
+            for attribute, value in vars(cls).items() if cls is not None else ():
+                code = getattr(value, "__code__", None)
+                if code is not None:
+                    names[code] = f"{name}.{attribute}"
+        _QUALNAMES = ((threading, queue), names)
+    return _QUALNAMES[1]

@@ -1,0 +1,75 @@
+"""The native landing helper (_core/native/landing.c), loaded into this process.
+
+Forced stops need a check-and-inject step that no other thread can
+interleave with (see _core.landing). The helper does it in C; built like an
+extension but never imported, it is loaded with ctypes.PyDLL (the GIL stays
+held during the call). Without it (threadctl installed without a C
+compiler) the same check runs in Python, with a small race under heavy load,
+and the first forced stop logs that once.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import logging
+from types import FrameType
+
+from threadctl._core import landing
+
+logger = logging.getLogger("threadctl")
+
+_set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
+)
+_installed = False
+
+
+def install_injector() -> None:
+    """Give _core.landing its injector: the native one if it was built (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    native = _load()
+    if native is not None:
+        landing.set_injector(native)
+        return
+    python = landing.python_injector(_set_async_exc)
+    warned = []
+
+    def inject(
+        ident: int, exc: type[BaseException], anchor: FrameType, ok: int, files: set[str]
+    ) -> int:
+        if not warned:
+            warned.append(True)
+            logger.warning(
+                "threadctl: the native landing helper is not built; forced stops check where"
+                " they land in Python, which a heavily loaded machine can race (reinstall"
+                " threadctl with a C compiler present)"
+            )
+        return python(ident, exc, anchor, ok, files)
+
+    landing.set_injector(inject)
+
+
+def _load() -> landing.Injector | None:
+    spec = importlib.util.find_spec("threadctl._core._landinglib")
+    if spec is None or not spec.origin:
+        return None
+    try:
+        library = ctypes.PyDLL(spec.origin)
+    except OSError:
+        return None
+    if not library.threadctl_landing_available():
+        return None
+    land = library.threadctl_land
+    land.argtypes = [
+        ctypes.c_ulong,
+        ctypes.py_object,
+        ctypes.py_object,
+        ctypes.c_int,
+        ctypes.py_object,
+    ]
+    land.restype = ctypes.c_int
+    return land  # type: ignore[no-any-return]
