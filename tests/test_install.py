@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import grpc
 import pytest
 
 import threadctl
-from support import HOSTS, Host, cli_json, connect, run_cli
+from support import connect, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -140,45 +139,6 @@ def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlSe
 
     assert result.outcome is threadctl.StopOutcome.EXITED
     assert woke == [True]
-
-
-def test_launcher_runs_an_unmodified_script(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    host: Host = start_host("plain_script.py", "--flag", "value", launcher=["-m", "threadctl"])
-
-    assert host.ready["argv"] == [str(HOSTS / "plain_script.py"), "--flag", "value"]
-    assert host.ready["main_module"] == "__main__"
-    listing = cli_json("list", "--pid", str(host.pid), env=env)
-    assert "plain-worker" in {t["name"] for t in listing["threads"]}
-    assert listing["process"]["argv"] == host.ready["argv"]
-    assert host.stop() == 0
-
-
-def test_launcher_runs_a_module(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    env["PYTHONPATH"] = str(HOSTS)
-    host = Host([sys.executable, "-m", "threadctl", "-m", "plain_script", "x"], env)
-    try:
-        assert host.ready["argv"][1:] == ["x"]
-        assert "plain-worker" in {
-            t["name"] for t in cli_json("list", "--pid", str(host.pid), env=env)["threads"]
-        }
-    finally:
-        assert host.stop() == 0
-
-
-def test_launcher_without_a_program_is_a_usage_error(env: dict[str, str]) -> None:
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-m", "threadctl"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-    assert result.returncode == 2
-    assert "give a script to run" in result.stderr
 
 
 def test_cli_console_script_has_help(env: dict[str, str]) -> None:
