@@ -36,15 +36,28 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _start_server(launch: _launch_args.Launch) -> None:
+    """Install the control server; if it cannot start, say so in one line and
+    let the program run without it (issue 18.7: another user who creates the
+    runtime directory first must not be able to stop our program from starting)."""
     import threadctl  # the server's modules load on first use
 
     options = launch.options
-    server = threadctl.install(
-        socket_path=options.socket,
-        stop_on_signals=options.stop_on_signals,
-        grace=options.grace,
-        force_after_grace=options.force_after_grace,
-    )
+    try:
+        server = threadctl.install(
+            socket_path=options.socket,
+            stop_on_signals=options.stop_on_signals,
+            grace=options.grace,
+            force_after_grace=options.force_after_grace,
+        )
+    except Exception as error:  # noqa: BLE001 - whatever failed, the program must run
+        reason = " ".join(str(error).split()) or type(error).__name__
+        program = launch.script or f"-m {launch.module}"
+        print(
+            f"threadctl: warning: running {program} without the control server: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     if options.print_address:
         print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
 

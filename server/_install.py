@@ -192,8 +192,11 @@ def install(
     Args:
         socket_path: where to listen; default `<runtime dir>/<pid>.sock`
             (`$XDG_RUNTIME_DIR/threadctl` or `/tmp/threadctl-<uid>`), which is
-            where `threadctl --pid PID` looks. A custom path's directory must
-            exist; keep it private, since whoever can connect can stop threads.
+            where `threadctl --pid PID` looks. If that directory is unsafe
+            (another user's, a symlink, open to others), a private fallback
+            beside it (`<runtime dir>-<random>`, found by clients too) is used
+            and a warning logged. A custom path's directory must exist; keep
+            it private, since whoever can connect can stop threads.
         exist_ok: if a server is already running in this process, return it
             instead of raising AlreadyInstalled.
         allow_forced_stops: False refuses every forced stop request
@@ -220,7 +223,9 @@ def install(
     Raises:
         AlreadyInstalled: a server runs already and `exist_ok` is False.
         SocketInUse: a live server already answers on the socket path.
-        UnsafeRuntimeDirectory: the default directory is not private to us.
+        UnsafeRuntimeDirectory: neither the default directory nor a fallback
+            is private to us, and none can be created (python -m threadctl
+            then runs the program without the server).
         ThreadctlError: this process was forked from one that ran a server,
             and gRPC cannot serve in it (it depends on the grpcio version).
     """
@@ -232,8 +237,9 @@ def install(
                 return _installed
             raise AlreadyInstalled(f"threadctl is already serving on {_installed.address}")
         if socket_path is None:
-            directory = _paths.runtime_dir()
-            _paths.ensure_private_dir(directory)
+            directory, passed_over = _paths.choose_runtime_dir()
+            if passed_over is not None:
+                logger.warning("threadctl: %s; serving from %s instead", passed_over, directory)
             remove_stale_sockets(directory)
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:

@@ -149,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Run a Python program with the threadctl control server installed."
         " threadctl's options come first; everything after the script, after -m MODULE"
         " or after `--` belongs to the program.",
+        epilog="If the control server cannot start (e.g. no private directory for its"
+        " socket), the program runs anyway, without it, after one warning line on stderr.",
     )
     parser.add_argument("--socket", metavar="PATH", help="listen here instead of the default")
     parser.add_argument(

@@ -17,6 +17,15 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private XDG_RUNTIME_DIR for installs inside the test process."""
+    base = tmp_path / "xdg"
+    base.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
+    return base
+
+
+@pytest.fixture
 def start_host(env: dict[str, str]) -> Iterator[Callable[..., Host]]:
     """Start real host programs from tests/hosts; all are ended after the test."""
     started: list[Host] = []

@@ -44,7 +44,7 @@ class Host:
     """
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
-        self.argv = argv
+        self.argv, self.env = argv, env
         self.proc = subprocess.Popen(
             argv,
             env=env,

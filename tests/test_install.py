@@ -18,15 +18,6 @@ from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private XDG_RUNTIME_DIR for installs inside the test process."""
-    base = tmp_path / "xdg"
-    base.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    return base
-
-
-@pytest.fixture
 def server(runtime: Path) -> Iterator[threadctl.ControlServer]:
     with threadctl.install() as installed:
         yield installed
@@ -104,23 +95,6 @@ def test_a_live_socket_is_never_taken_over(tmp_path: Path) -> None:
         assert path.exists()
     finally:
         live.close()
-
-
-def test_unsafe_runtime_directory_is_refused(runtime: Path) -> None:
-    (runtime / "threadctl").mkdir(mode=0o755)
-    os.chmod(runtime / "threadctl", 0o755)
-
-    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="0755"):
-        threadctl.install()
-
-
-def test_symlinked_runtime_directory_is_refused(runtime: Path, tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
-    (runtime / "threadctl").symlink_to(elsewhere)
-
-    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="not a plain directory"):
-        threadctl.install()
 
 
 def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlServer) -> None:
