@@ -26,9 +26,11 @@ import stat
 import tempfile
 from pathlib import Path
 
-from threadctl.errors import UnsafeRuntimeDirectory
+from threadctl.errors import InvalidArgument, UnsafeRuntimeDirectory
 
 SOCKET_SUFFIX = ".sock"
+# sockaddr_un.sun_path is 108 bytes with the terminating NUL; gRPC refuses more.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 def runtime_dir() -> Path:
@@ -106,13 +108,39 @@ def token_path_for_socket(socket_path: Path) -> Path:
     return socket_path.with_suffix(".token")
 
 
+def check_socket_path_length(path: Path) -> None:
+    """Refuse a socket path the kernel cannot bind, before anything is created.
+
+    Raises:
+        InvalidArgument: over MAX_SOCKET_PATH_BYTES (gRPC would only say
+            "Failed to bind", after the token file was written).
+    """
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise InvalidArgument(
+            f"socket path {path} is {size} bytes, over the {MAX_SOCKET_PATH_BYTES} a Unix socket"
+            " path may have: pass a shorter socket_path (--socket), or set a shorter"
+            " XDG_RUNTIME_DIR"
+        )
+
+
 def write_private_file(path: Path, text: str) -> None:
-    """Create `path` with mode 0600 (replacing a leftover), never through a symlink."""
+    """Create `path` with mode 0600 (replacing a leftover), never through a symlink.
+
+    Raises:
+        OSError: with the file's name. A file that could not be written in
+            full (a full disk fails at the write or at the close) is removed.
+    """
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError as error:
+        path.unlink(missing_ok=True)
+        error.filename = error.filename or str(path)
+        raise
 
 
 def ensure_private_dir(directory: Path) -> None:
