@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+# First, before grpc is imported: gRPC's core decides then how it logs.
+from threadctl import _grpc_logging  # noqa: F401  # isort: skip
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
