@@ -138,7 +138,9 @@ def _job_source(*names: str, labels: bool = False) -> str:
 
 def _serving_address(pid: int) -> str | None:
     """The address of a server already answering on `pid`'s default socket."""
-    path = _paths.socket_path_for_pid(pid)
+    path = _paths.find_socket(pid)
+    if path is None:
+        return None
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.settimeout(1.0)
@@ -151,7 +153,7 @@ def _serving_address(pid: int) -> str | None:
 
 
 def _reach_hint(pid: int, address: str) -> str:
-    if address == f"unix:{_paths.socket_path_for_pid(pid)}":
+    if address == f"unix:{_paths.find_socket(pid)}":
         return f"; `threadctl list --pid {pid}` works now"
     return f"; reach it with --target {address}"
 

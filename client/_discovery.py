@@ -1,7 +1,10 @@
 """Finding the control server to talk to: by PID, by address, or the only one.
 
-Servers listen on `<runtime dir>/<pid>.sock` (see threadctl._paths), so the
-client can list this user's threadctl processes without asking anyone.
+Servers listen on `<runtime dir>/<pid>.sock`, or in a private fallback beside
+the runtime directory when that is unsafe (see threadctl._paths), so the
+client can list this user's threadctl processes without asking anyone. Only
+directories that pass the server's own safety check are searched: a socket
+another user planted in a directory they own is never found.
 """
 
 from __future__ import annotations
@@ -30,22 +33,24 @@ class RunningServer:
 def running_servers(directory: Path | None = None) -> list[RunningServer]:
     """This user's processes that have a control socket, oldest PID first.
 
-    Sockets of processes that no longer exist are skipped (the next install
-    in a process with that PID replaces them).
+    Searches `directory`, or else the runtime directory and its fallbacks
+    (for a PID found in several, the first). Sockets of processes that no
+    longer exist are skipped (the next install in a process with that PID
+    replaces them).
     """
-    directory = directory or _paths.runtime_dir()
-    found = []
-    try:
-        entries = list(directory.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        if entry.suffix != _paths.SOCKET_SUFFIX or not entry.stem.isdigit():
+    found: dict[int, RunningServer] = {}
+    for searched in [directory] if directory else _paths.runtime_dirs():
+        try:
+            entries = list(searched.iterdir())
+        except OSError:
             continue
-        pid = int(entry.stem)
-        if os.path.exists(f"/proc/{pid}"):
-            found.append(RunningServer(pid, entry))
-    return sorted(found, key=lambda s: s.pid)
+        for entry in entries:
+            if entry.suffix != _paths.SOCKET_SUFFIX or not entry.stem.isdigit():
+                continue
+            pid = int(entry.stem)
+            if pid not in found and os.path.exists(f"/proc/{pid}"):
+                found[pid] = RunningServer(pid, entry)
+    return sorted(found.values(), key=lambda s: s.pid)
 
 
 def address_for_pid(pid: int) -> str:
@@ -58,13 +63,19 @@ def address_for_pid(pid: int) -> str:
         raise TargetNotFound(f"invalid PID {pid}")
     if not os.path.exists(f"/proc/{pid}"):
         raise TargetNotFound(f"no process with PID {pid}")
-    path = _paths.socket_path_for_pid(pid)
-    if not path.exists():
+    path = _paths.find_socket(pid)
+    if path is None:
         raise TargetNotFound(
-            f"process {pid} runs no threadctl server (no socket at {path});"
-            " start it with threadctl.install() or `python -m threadctl`"
+            f"process {pid} runs no threadctl server (no socket {pid}{_paths.SOCKET_SUFFIX}"
+            f" in {_searched()}); start it with threadctl.install() or `python -m threadctl`"
         )
     return f"unix:{path}"
+
+
+def _searched() -> str:
+    """The directories discovery looks in, for messages."""
+    dirs = _paths.runtime_dirs()
+    return ", ".join(map(str, dirs)) if dirs else f"{_paths.runtime_dir()} (missing or unsafe)"
 
 
 def normalize_address(target: str) -> str:
@@ -96,7 +107,7 @@ def resolve_address(
         return servers[0].address
     if not servers:
         raise TargetNotFound(
-            f"no threadctl process of this user is running (looked in {_paths.runtime_dir()});"
+            f"no threadctl process of this user is running (looked in {_searched()});"
             " give --pid or --target"
         )
     pids = ", ".join(str(s.pid) for s in servers)

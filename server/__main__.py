@@ -1,85 +1,87 @@
 """`python -m threadctl [options] script.py [args...]` or `... -m module [args...]`.
 
 Runs an unmodified program with the control server installed, so it can be
-listed and stopped with the `threadctl` CLI without touching its code.
+listed and stopped with the `threadctl` CLI without touching its code. The
+program sees what `python script.py args` or `python -m module args` would
+give it: sys.argv, sys.path[0], `__main__`, `__file__` (see _launch_args for
+where threadctl's own options end).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import runpy
-import signal
 import sys
+import zipfile
 
-from threadctl._install import install
+from threadctl import _launch_args
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m threadctl",
-        description="Run a Python program with the threadctl control server installed.",
-    )
-    parser.add_argument("--socket", metavar="PATH", help="listen here instead of the default")
-    parser.add_argument(
-        "--print-address", action="store_true", help="print the server address to stderr"
-    )
-    parser.add_argument(
-        "--stop-on-signals",
-        metavar="SIGNALS",
-        type=_signals,
-        default=(),
-        help="comma-separated signals (e.g. INT,TERM) that stop every thread gracefully:"
-        " the first starts a cooperative stop, a second forces it; then the program's own"
-        " handling goes on",
-    )
-    parser.add_argument(
-        "--grace",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="with --stop-on-signals: how long threads get to exit by themselves (default 5)",
-    )
-    parser.add_argument(
-        "--force-after-grace",
-        action="store_true",
-        help="with --stop-on-signals: force-stop the threads still alive after the grace",
-    )
-    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
-    parser.add_argument("program", nargs=argparse.REMAINDER, help="script.py [args...]")
-    args = parser.parse_args(argv)
-    if args.module is None and not args.program:
-        parser.error("give a script to run, or -m MODULE")
-
+    launch = _launch_args.parse(sys.argv[1:] if argv is None else argv)
     # sys.argv first: the server reports it as the program's command line.
-    sys.argv = [args.module, *args.program] if args.module else list(args.program)
-    server = install(
-        socket_path=args.socket,
-        stop_on_signals=args.stop_on_signals,
-        grace=args.grace,
-        force_after_grace=args.force_after_grace,
-    )
-    if args.print_address:
-        print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
-    if args.module is not None:
-        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    if launch.module is not None:
+        # As CPython: argv[0] is "-m" while the module is looked up (its parent
+        # packages are imported then), then the module's file.
+        sys.argv = ["-m", *launch.args]
+        sys.argv[0] = _launch_args.module_origin(launch.module)
     else:
-        # As `python script.py` does: the script's directory replaces the
-        # current directory at the head of sys.path.
-        sys.path[0] = os.path.dirname(os.path.abspath(args.program[0]))
-        runpy.run_path(args.program[0], run_name="__main__")
+        assert launch.script is not None
+        sys.argv = [launch.script, *launch.args]
+    _start_server(launch)
+    if launch.module is not None:
+        runpy.run_module(launch.module, run_name="__main__", alter_sys=True)
+    else:
+        _run_script(launch.script)
 
 
-def _signals(text: str) -> tuple[signal.Signals, ...]:
-    """ "INT,TERM" or "SIGINT,SIGTERM" -> the signals."""
+def _start_server(launch: _launch_args.Launch) -> None:
+    """Install the control server; if it cannot start, say so in one line and
+    let the program run without it (issue 18.7: another user who creates the
+    runtime directory first must not be able to stop our program from starting)."""
+    import threadctl  # the server's modules load on first use
+
+    options = launch.options
     try:
-        return tuple(
-            signal.Signals[name if name.startswith("SIG") else f"SIG{name}"]
-            for name in (part.strip().upper() for part in text.split(","))
-            if name
+        server = threadctl.install(
+            socket_path=options.socket,
+            stop_on_signals=options.stop_on_signals,
+            grace=options.grace,
+            force_after_grace=options.force_after_grace,
         )
-    except KeyError as unknown:
-        raise argparse.ArgumentTypeError(f"unknown signal {unknown}") from None
+    except Exception as error:  # noqa: BLE001 - whatever failed, the program must run
+        reason = " ".join(str(error).split()) or type(error).__name__
+        program = launch.script or f"-m {launch.module}"
+        print(
+            f"threadctl: warning: running {program} without the control server: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    if options.print_address:
+        print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
+
+
+def _run_script(script: str | None) -> None:
+    """Run `script` as `python script` does.
+
+    CPython puts the script's directory (symlinks resolved) at the head of
+    sys.path where `python -m threadctl` put the current directory, and nothing
+    with -P or -I; a directory or zip file is itself the head (runpy inserts
+    it). sys.argv[0] and `__file__` are the path as given (runpy sets both
+    from it; CPython 3.9+ would make `__file__` absolute, but then sys.argv[0]
+    would be absolute too, and that is what programs read).
+    """
+    assert script is not None
+    prepends = not (getattr(sys.flags, "safe_path", False) or sys.flags.isolated)
+    if os.path.isdir(script) or zipfile.is_zipfile(script):
+        if prepends:
+            del sys.path[0]
+        runpy.run_path(script, run_name="__main__")
+        return
+    if prepends:
+        sys.path[0] = os.path.dirname(os.path.realpath(script))
+    runpy.run_path(script, run_name="__main__")
 
 
 if __name__ == "__main__":

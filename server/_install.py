@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 
+# First, before grpc is imported: gRPC's core decides then how it logs.
+from threadctl import _grpc_logging  # noqa: F401  # isort: skip
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -31,10 +33,15 @@ from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
 from threadctl._signals import SignalStopper
-from threadctl._socket_files import answers_http2, claim_socket_path, remove_stale_sockets
+from threadctl._socket_files import (
+    answers_http2,
+    claim_socket_path,
+    remove_stale_sockets,
+    why_unbindable,
+)
 from threadctl._tcp import add_tcp_port, check_tcp_settings
 from threadctl._version import __version__
-from threadctl.errors import AlreadyInstalled, ThreadctlError
+from threadctl.errors import AlreadyInstalled, ServerStartFailed, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -83,6 +90,7 @@ class ControlServer:
         self.pid = os.getpid()
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
+        self._listening = False  # a port is bound (see _abandon)
         self._pool = DaemonThreadPool(
             MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", on_start=registry.protect
         )
@@ -117,19 +125,67 @@ class ControlServer:
         )
 
     def _start(self) -> None:
+        """Create the token file and the socket, listen, serve.
+
+        Raises:
+            SocketInUse: a live server answers on the path.
+            ServerStartFailed: a file or listener could not be made (OSError,
+                or gRPC's RuntimeError); nothing of ours is left behind.
+        """
         claim_socket_path(self.socket_path)
-        _paths.write_private_file(self.token_path, self._token)
-        self._server.add_insecure_port(self.address)
-        os.chmod(self.socket_path, 0o600)
-        if self._tcp is not None:
-            self.tcp_address = add_tcp_port(self._server, self._tcp, self._tls)
-        before = set(threading.enumerate())
-        self._server.start()
+        step = "write the token file"
+        try:
+            _paths.write_private_file(self.token_path, self._token)
+            step = f"listen on {self.address}"
+            self._server.add_insecure_port(self.address)  # RuntimeError if refused
+            self._listening = True
+            os.chmod(self.socket_path, 0o600)
+            if self._tcp is not None:
+                step = f"listen on {self._tcp}"
+                self.tcp_address = add_tcp_port(self._server, self._tcp, self._tls)
+            step = "start serving"
+            before = set(threading.enumerate())
+            self._server.start()
+        except (OSError, RuntimeError) as error:
+            reason = self._why(step, error)
+            self._abandon()
+            raise ServerStartFailed(f"threadctl cannot {step}: {reason}") from error
+        except BaseException:
+            self._abandon()
+            raise
         _protect_grpc_threads(before)
         # None, not 0: grpc's stop(0) starts a thread to cancel the calls in
         # flight, which CPython 3.12 refuses at interpreter exit (RuntimeError,
         # and the socket stays behind); stop(None) cancels them at once.
         atexit.register(self.close, None)
+
+    def _why(self, step: str, error: OSError | RuntimeError) -> str:
+        """The reason for a failed start, in words; gRPC's own RuntimeError
+        says only "Failed to bind" (the details go to its log, which is off)."""
+        if isinstance(error, OSError):
+            return str(error)
+        if step == f"listen on {self.address}":
+            return why_unbindable(self.socket_path) or str(error)
+        if self._tcp is not None and step.endswith(self._tcp):
+            return "the address is in use, or not one of this host"
+        return str(error)
+
+    def _abandon(self) -> None:
+        """After a failed start: close gRPC's listeners, remove our files.
+
+        gRPC closes a listener only when a started server stops: an unstarted
+        one keeps its listening sockets open even once garbage-collected
+        (measured, 1.66.2 and 1.85.3), which would keep a TCP port taken. So
+        a server that listens is started and stopped at once (its serving
+        thread ends with the stop).
+        """
+        if self._listening:
+            with contextlib.suppress(ValueError, RuntimeError):  # start() may be what failed
+                self._server.start()
+            self._server.stop(None).wait()
+        self._pool.shutdown(wait=False)
+        for path in (self.socket_path, self.token_path):
+            path.unlink(missing_ok=True)
 
     def close(self, grace: float | None = 1.0) -> None:
         """Stop serving, end waiting calls, remove the socket. Idempotent.
@@ -192,8 +248,11 @@ def install(
     Args:
         socket_path: where to listen; default `<runtime dir>/<pid>.sock`
             (`$XDG_RUNTIME_DIR/threadctl` or `/tmp/threadctl-<uid>`), which is
-            where `threadctl --pid PID` looks. A custom path's directory must
-            exist; keep it private, since whoever can connect can stop threads.
+            where `threadctl --pid PID` looks. If that directory is unsafe
+            (another user's, a symlink, open to others), a private fallback
+            beside it (`<runtime dir>-<random>`, found by clients too) is used
+            and a warning logged. A custom path's directory must exist; keep
+            it private, since whoever can connect can stop threads.
         exist_ok: if a server is already running in this process, return it
             instead of raising AlreadyInstalled.
         allow_forced_stops: False refuses every forced stop request
@@ -220,7 +279,13 @@ def install(
     Raises:
         AlreadyInstalled: a server runs already and `exist_ok` is False.
         SocketInUse: a live server already answers on the socket path.
-        UnsafeRuntimeDirectory: the default directory is not private to us.
+        InvalidArgument: the socket path is over 107 bytes (Unix sockets
+            allow no more); nothing is created.
+        ServerStartFailed: the token file, the socket or the TCP listener
+            could not be made (e.g. a full disk); what was made is removed.
+        UnsafeRuntimeDirectory: neither the default directory nor a fallback
+            is private to us, and none can be created (python -m threadctl
+            then runs the program without the server).
         ThreadctlError: this process was forked from one that ran a server,
             and gRPC cannot serve in it (it depends on the grpcio version).
     """
@@ -232,12 +297,14 @@ def install(
                 return _installed
             raise AlreadyInstalled(f"threadctl is already serving on {_installed.address}")
         if socket_path is None:
-            directory = _paths.runtime_dir()
-            _paths.ensure_private_dir(directory)
+            directory, passed_over = _paths.choose_runtime_dir()
+            if passed_over is not None:
+                logger.warning("threadctl: %s; serving from %s instead", passed_over, directory)
             remove_stale_sockets(directory)
             path = _paths.socket_path_for_pid(os.getpid(), directory)
         else:
             path = Path(socket_path)
+        _paths.check_socket_path_length(path)
         grants = tuple(tokens)
         check_tcp_settings(tcp, tls, grants, insecure_plaintext_tcp)
         if forked:

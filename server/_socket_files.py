@@ -37,6 +37,20 @@ def answers_http2(path: Path, timeout: float) -> bool:
     return header[3:4] == b"\x04"  # SETTINGS
 
 
+def why_unbindable(path: Path) -> str | None:
+    """After gRPC refused to bind `path` (it says only "Failed to bind"): the
+    reason the kernel gives for a plain bind there, e.g. "No space left on
+    device" or "Permission denied"; None if a plain bind works. A socket file
+    the probe made is removed."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(str(path))
+        except OSError as error:
+            return error.strerror or str(error)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def remove_stale_sockets(directory: Path) -> None:
     """Remove sockets left in `directory` by processes that died without
     closing (SIGKILL), so `threadctl ps` and discovery stay accurate. A socket

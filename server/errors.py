@@ -36,7 +36,14 @@ class SocketInUse(ThreadctlError):
 
 
 class UnsafeRuntimeDirectory(ThreadctlError):
-    """The runtime directory could be read or replaced by another user."""
+    """No directory for the control socket is private to us: the default one
+    could be read or replaced by another user, and no fallback can be made."""
+
+
+class ServerStartFailed(ThreadctlError):
+    """install() could not create the control socket, its token file or a
+    listener (full or read-only file system, no permission, address refused).
+    What it had created is removed again; the cause is chained."""
 
 
 class TaskStopped(Exception):

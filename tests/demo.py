@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -41,15 +42,24 @@ def wait_for(path: Path, present: bool) -> None:
         time.sleep(0.05)
 
 
+def wait_for_socket(find: Callable[[int], Path | None], pid: int) -> Path:
+    """The socket of `pid`, once it exists (in the runtime dir or a fallback)."""
+    deadline = time.monotonic() + DEADLINE
+    while (path := find(pid)) is None:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: process {pid} made no control socket")
+        time.sleep(0.05)
+    return path
+
+
 def main() -> int:
-    from threadctl._paths import socket_path_for_pid
+    from threadctl._paths import find_socket
 
     app = [sys.executable, "-m", "threadctl", str(HERE / "hosts" / "demo_app.py")]
     print(f"$ {shlex.join(['python', *app[1:]])} &", flush=True)
     host = subprocess.Popen(app)
     try:
-        socket = socket_path_for_pid(host.pid)
-        wait_for(socket, present=True)
+        socket = wait_for_socket(find_socket, host.pid)
         pid = str(host.pid)
         run("list", "--pid", pid)
         listing = json.loads(

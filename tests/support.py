@@ -43,11 +43,12 @@ class Host:
     things happen; `expect()` waits for a line with a deadline.
     """
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
-        self.argv = argv
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
+        self.argv, self.env = argv, env
         self.proc = subprocess.Popen(
             argv,
             env=env,
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,18 +12,9 @@ import grpc
 import pytest
 
 import threadctl
-from support import HOSTS, Host, cli_json, connect, run_cli
+from support import connect, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
-
-
-@pytest.fixture
-def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private XDG_RUNTIME_DIR for installs inside the test process."""
-    base = tmp_path / "xdg"
-    base.mkdir(mode=0o700)
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    return base
 
 
 @pytest.fixture
@@ -107,23 +97,6 @@ def test_a_live_socket_is_never_taken_over(tmp_path: Path) -> None:
         live.close()
 
 
-def test_unsafe_runtime_directory_is_refused(runtime: Path) -> None:
-    (runtime / "threadctl").mkdir(mode=0o755)
-    os.chmod(runtime / "threadctl", 0o755)
-
-    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="0755"):
-        threadctl.install()
-
-
-def test_symlinked_runtime_directory_is_refused(runtime: Path, tmp_path: Path) -> None:
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
-    (runtime / "threadctl").symlink_to(elsewhere)
-
-    with pytest.raises(threadctl.UnsafeRuntimeDirectory, match="not a plain directory"):
-        threadctl.install()
-
-
 def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlServer) -> None:
     import threading
 
@@ -140,45 +113,6 @@ def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlSe
 
     assert result.outcome is threadctl.StopOutcome.EXITED
     assert woke == [True]
-
-
-def test_launcher_runs_an_unmodified_script(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    host: Host = start_host("plain_script.py", "--flag", "value", launcher=["-m", "threadctl"])
-
-    assert host.ready["argv"] == [str(HOSTS / "plain_script.py"), "--flag", "value"]
-    assert host.ready["main_module"] == "__main__"
-    listing = cli_json("list", "--pid", str(host.pid), env=env)
-    assert "plain-worker" in {t["name"] for t in listing["threads"]}
-    assert listing["process"]["argv"] == host.ready["argv"]
-    assert host.stop() == 0
-
-
-def test_launcher_runs_a_module(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
-    env["PYTHONPATH"] = str(HOSTS)
-    host = Host([sys.executable, "-m", "threadctl", "-m", "plain_script", "x"], env)
-    try:
-        assert host.ready["argv"][1:] == ["x"]
-        assert "plain-worker" in {
-            t["name"] for t in cli_json("list", "--pid", str(host.pid), env=env)["threads"]
-        }
-    finally:
-        assert host.stop() == 0
-
-
-def test_launcher_without_a_program_is_a_usage_error(env: dict[str, str]) -> None:
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-m", "threadctl"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-    assert result.returncode == 2
-    assert "give a script to run" in result.stderr
 
 
 def test_cli_console_script_has_help(env: dict[str, str]) -> None:

@@ -138,29 +138,6 @@ def test_the_token_is_not_sent_to_a_socket_of_another_owner(
 # --- TCP -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for localhost, and client certificates."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make certificates")
-    directory = tmp_path_factory.mktemp("pki")
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
-
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=threadctl test CA")  # fmt: skip
-    (directory / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("ops-console", []), ("reader", []),
-                      ("stranger", [])):  # fmt: skip
-        cn = "localhost" if name == "server" else name
-        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext)  # fmt: skip
-    return directory
-
-
 READ_TOKEN = "reader-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 
