@@ -6,16 +6,16 @@ lands beside the .proto (proto/threadctl/v1/), which is the `threadctl.v1`
 package, so protoc's absolute imports (`from threadctl.v1 import ...`) are right
 by construction. Works for `pip install .` and `pip install -e .`.
 
-It also compiles two small native libraries, built like C extensions (so pip
-builds them in place for editable installs) but never imported: each links
-no Python symbol and looks them up at run time in the interpreter it is
-loaded into. The attach agent (client/_agent/agent.c) is what `threadctl
-attach` loads into a running process; the landing helper
-(server/_core/native/landing.c) lets a forced stop decide where it lands and
-inject in one step (see server/_landing.py). `optional=True`: without a C
-compiler threadctl still installs; attach then says the agent is missing,
-and forced stops use a pure-Python landing check with a small race under
-heavy load (logged once).
+It also compiles one small native library, built like a C extension (so pip
+builds it in place for editable installs) but never imported: it links no
+Python symbol and looks them up at run time in the interpreter it is loaded
+into. It holds the landing check (server/_core/native/landing.c), which lets
+a forced stop decide where it lands and inject in one step (see
+server/_core/landing.py), and the attach agent (client/attach/_agent/agent.c),
+which `threadctl attach` loads into a running process. `optional=True`:
+without a C compiler threadctl still installs; attach then says the agent is
+missing, and forced stops use a pure-Python landing check with a small race
+under heavy load (logged once).
 """
 
 from __future__ import annotations
@@ -57,19 +57,15 @@ class BuildPyWithStubs(build_py):
         super().run()
 
 
-AGENT = Extension(
-    "threadctl.client._agentlib",
-    sources=["client/_agent/agent.c"],
+# One native library, never imported: the landing check forced stops use in
+# this process (server/_native.py loads it with ctypes), and the attach agent
+# (a copy of the same file is what `threadctl attach` loads into a target).
+NATIVE = Extension(
+    "threadctl._nativelib",
+    sources=["server/_core/native/landing.c", "client/attach/_agent/agent.c"],
     extra_compile_args=["-fvisibility=hidden", "-Wall"],
     extra_link_args=["-pthread"],
     optional=True,
 )
 
-LANDING = Extension(
-    "threadctl._core._landinglib",
-    sources=["server/_core/native/landing.c"],
-    extra_compile_args=["-fvisibility=hidden", "-Wall"],
-    optional=True,
-)
-
-setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[AGENT, LANDING])
+setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[NATIVE])

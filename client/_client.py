@@ -16,18 +16,10 @@ import grpc
 from google.protobuf.message import Message
 
 from threadctl.client import _discovery
+from threadctl.client._backend import selector_fields
 from threadctl.client._credentials import TLS, check_socket_owner, open_channel, socket_token
-from threadctl.client._errors import (
-    ClientError,
-    InvalidArgument,
-    NotAllowed,
-    Refused,
-    ServerError,
-    TargetUnavailable,
-    ThreadNotFound,
-)
+from threadctl.client._errors import TargetUnavailable, error_for_status
 from threadctl.client._models import (
-    ProcessInfo,
     StopAllResult,
     StopResult,
     ThreadInfo,
@@ -39,20 +31,9 @@ from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 DEFAULT_TIMEOUT = 10.0
 
-_ERROR_OF_STATUS: dict[grpc.StatusCode, type[ClientError] | type[Exception]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: ThreadNotFound,
-    grpc.StatusCode.FAILED_PRECONDITION: Refused,
-    grpc.StatusCode.UNIMPLEMENTED: Refused,
-    grpc.StatusCode.UNAUTHENTICATED: NotAllowed,
-    grpc.StatusCode.PERMISSION_DENIED: NotAllowed,
-    grpc.StatusCode.UNAVAILABLE: TargetUnavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: TargetUnavailable,
-}
-
 
 class Client:
-    """Talks to one threadctl control server.
+    """Talks to one threadctl control server (a Backend, see _backend).
 
     Build it from a gRPC address (`unix:/path`, `host:port`) or with
     `Client.for_pid(pid)`; close it, or use it as a context manager.
@@ -96,14 +77,20 @@ class Client:
         response = self._call(
             self._stub.ListThreads, pb.ListThreadsRequest(include_stacks=include_stacks)
         )
-        return ThreadList(
-            process=ProcessInfo.from_proto(response.process),
-            threads=[ThreadInfo.from_proto(r, include_stacks) for r in response.threads],
-        )
+        return ThreadList.from_proto(response, include_stacks)
 
-    def get_thread(self, *, ident: int | None = None, native_id: int | None = None) -> ThreadInfo:
-        """One thread, with its stack."""
-        request = pb.GetThreadRequest(thread=_selector(ident, native_id))
+    def get_thread(
+        self,
+        *,
+        ident: int | None = None,
+        native_id: int | None = None,
+        tid_or_ident: int | None = None,
+        name: str | None = None,
+    ) -> ThreadInfo:
+        """One thread, with its stack: by ident, kernel TID, either (a TID
+        first, as the CLI takes a number) or exact name."""
+        selector = selector_fields(ident, native_id, tid_or_ident, name)
+        request = pb.GetThreadRequest(thread=pb.ThreadSelector(**selector))
         return ThreadInfo.from_proto(self._call(self._stub.GetThread, request).thread, True)
 
     def stop_thread(
@@ -111,6 +98,8 @@ class Client:
         *,
         ident: int | None = None,
         native_id: int | None = None,
+        tid_or_ident: int | None = None,
+        name: str | None = None,
         expected_identity: str = "",
         reason: str = "",
         wait: float = 0.0,
@@ -123,10 +112,12 @@ class Client:
         Cooperative unless `force`: then threadctl.ForcedStop is raised in the
         thread, after a cooperative `grace` period if one is given. With
         `wait`, wait up to that many seconds (after the grace) for the thread
-        to exit.
+        to exit. The thread is named as for get_thread(), and resolved by the
+        server in the same call.
         """
+        selector = selector_fields(ident, native_id, tid_or_ident, name)
         request = pb.StopThreadRequest(
-            thread=_selector(ident, native_id),
+            thread=pb.ThreadSelector(**selector),
             expected_identity=expected_identity,
             mode=pb.STOP_MODE_FORCE if force else pb.STOP_MODE_COOPERATIVE,
             reason=reason,
@@ -199,14 +190,6 @@ class Client:
             raise _translate(error, self.address) from None
 
 
-def _selector(ident: int | None, native_id: int | None) -> pb.ThreadSelector:
-    if (ident is None) == (native_id is None):
-        raise InvalidArgument("give exactly one of ident and native_id")
-    if ident is not None:
-        return pb.ThreadSelector(ident=ident)
-    return pb.ThreadSelector(native_id=native_id)
-
-
 def _translate(error: grpc.RpcError, address: str) -> Exception:
     code = error.code()  # type: ignore[attr-defined]
     details = error.details() or code.name  # type: ignore[attr-defined]
@@ -214,4 +197,4 @@ def _translate(error: grpc.RpcError, address: str) -> Exception:
         return TargetUnavailable(f"cannot reach the threadctl server at {address}: {details}")
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return TargetUnavailable(f"the threadctl server at {address} did not answer in time")
-    return _ERROR_OF_STATUS.get(code, ServerError)(details)
+    return error_for_status(code.name, details)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 
-from threadctl.client._attach_errors import AttachFailed
 from threadctl.client._errors import (
     InvalidArgument,
     NotAllowed,
@@ -13,6 +12,7 @@ from threadctl.client._errors import (
     TargetUnavailable,
     ThreadNotFound,
 )
+from threadctl.client.attach._errors import AttachFailed
 
 HELP = """Exit codes (stable, for scripts):
     0  success (for `stop` without --wait: the stop was requested)

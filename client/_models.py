@@ -6,7 +6,7 @@ stable machine-readable shape that `threadctl --json` prints.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from threadctl.v1 import threadctl_pb2 as pb
 
@@ -121,11 +121,16 @@ class ProcessInfo:
     argv: list[str]
     python_version: str
     threadctl_version: str
+    notes: list[str] = field(default_factory=list)  # what an operator should know first
 
     @classmethod
     def from_proto(cls, process: pb.ProcessInfo) -> ProcessInfo:
         return cls(
-            process.pid, list(process.argv), process.python_version, process.threadctl_version
+            process.pid,
+            list(process.argv),
+            process.python_version,
+            process.threadctl_version,
+            list(process.notes),
         )
 
 
@@ -133,6 +138,13 @@ class ProcessInfo:
 class ThreadList:
     process: ProcessInfo
     threads: list[ThreadInfo]
+
+    @classmethod
+    def from_proto(cls, response: pb.ListThreadsResponse, with_stacks: bool) -> ThreadList:
+        return cls(
+            ProcessInfo.from_proto(response.process),
+            [ThreadInfo.from_proto(record, with_stacks) for record in response.threads],
+        )
 
     def to_json(self) -> dict[str, object]:
         return {"process": asdict(self.process), "threads": [t.to_json() for t in self.threads]}

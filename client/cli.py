@@ -1,7 +1,10 @@
 """The `threadctl` command: list the threads of a process and stop one.
 
-Each subcommand is one function (its docstring is its help); fetching lives in
-the client, rendering in _render. Exit codes: _exits.HELP (and `threadctl --help`).
+Each subcommand is one function (its docstring is its help) of a Backend (the
+gRPC client, or with --attach a one-shot job inside the process: see
+_backend); fetching lives in the backend, rendering in _render, and each
+command renders and picks its exit code once, whichever backend answered.
+Exit codes: _exits.HELP (and `threadctl --help`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from threadctl.client import _exits, _render
+from threadctl.client._backend import Backend
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
@@ -36,15 +40,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in _NEEDS_NO_SERVER:
             return int(args.command(args))
-        if getattr(args, "attach", False):
-            from threadctl.client import _attach_cli  # only now: it loads the host side
-
-            return _attach_cli.run_one_shot(args.name, args)
-        address = resolve_address(args.pid, args.target)
-        with Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args)) as client:
-            return int(args.command(client, args))
+        backend = _backend(args)
+        try:
+            return int(args.command(backend, args))
+        finally:
+            backend.close()
     except ThreadctlError as error:
-        print(f"threadctl: {error}", file=sys.stderr)
+        print("threadctl: " + " ".join(str(error).split()), file=sys.stderr)
         return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130
@@ -55,9 +57,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(Exit.SERVER_ERROR)
 
 
-def cmd_list(client: Client, args: argparse.Namespace) -> Exit:
+def _backend(args: argparse.Namespace) -> Backend:
+    """The gRPC client of the target's server, or with --attach the one-shot backend."""
+    if getattr(args, "attach", False):
+        if args.pid is None:
+            raise InvalidArgument("--attach needs --pid PID")
+        from threadctl.client.attach._oneshot import OneShot  # only now: it loads the host side
+
+        return OneShot(args.pid, timeout=args.timeout)
+    address = resolve_address(args.pid, args.target)
+    return Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args))
+
+
+def cmd_list(backend: Backend, args: argparse.Namespace) -> Exit:
     """List the threads of the target process."""
-    listing = client.list_threads(include_stacks=args.stacks)
+    listing = backend.list_threads(include_stacks=args.stacks)
     if args.sort != "none":
         listing.threads.sort(key=_SORT_KEYS[args.sort])
     if args.json:
@@ -69,9 +83,9 @@ def cmd_list(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
-def cmd_dump(client: Client, args: argparse.Namespace) -> Exit:
+def cmd_dump(backend: Backend, args: argparse.Namespace) -> Exit:
     """Print every thread with its Python stack (like py-spy dump)."""
-    listing = client.list_threads(include_stacks=True)
+    listing = backend.list_threads(include_stacks=True)
     if args.json:
         _print_json(listing.to_json())
     else:
@@ -79,10 +93,13 @@ def cmd_dump(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
-def cmd_top(client: Client, args: argparse.Namespace) -> Exit:
+def cmd_top(backend: Backend, args: argparse.Namespace) -> Exit:
     """Live view of the threads, busiest first (q quits; prints snapshots without a terminal)."""
     from threadctl.client import _top  # only now: curses
 
+    client = backend
+    if not isinstance(client, Client):  # top is not --attach-able: it needs a watch
+        raise InvalidArgument("top needs a control server")
     if args.iterations or not _top.stdout_is_terminal():
         _top.print_snapshots(client, args.interval, args.iterations)
     else:
@@ -114,31 +131,48 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
 
 def cmd_attach(args: argparse.Namespace) -> Exit:
     """Load the control server into a running process that never imported threadctl."""
-    from threadctl.client import _attach_cli
+    from threadctl.client.attach import _commands
 
-    return Exit(
-        _attach_cli.cmd_attach(args.target_pid, timeout=args.timeout, json_output=args.json)
-    )
+    pid = args.target_pid
+    result = _commands.attach_process(pid, timeout=args.timeout)
+    if args.json:
+        _print_json(result)
+    elif result["outcome"] == "already_serving":
+        print(f"process {pid} already serves threadctl at {result['address']}; no second server")
+    else:
+        hint = (
+            f"; `threadctl list --pid {pid}` works now"
+            if result["address"] == _commands.serving_address(pid)
+            else f"; reach it with --target {result['address']}"
+        )
+        print(
+            f"attached to process {pid} in {result['elapsed_seconds']:.2f} s: threadctl serves at"
+            f" {result['address']}{hint}"
+        )
+    return Exit.OK
 
 
 def cmd_detach(args: argparse.Namespace) -> Exit:
     """Close the control server that `threadctl attach` loaded into a process."""
-    from threadctl.client import _attach_cli
+    from threadctl.client.attach import _commands
 
-    return Exit(
-        _attach_cli.cmd_detach(args.target_pid, timeout=args.timeout, json_output=args.json)
-    )
+    result = _commands.detach_process(args.target_pid, timeout=args.timeout)
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"detached from process {args.target_pid}: its threadctl server is closed and"
+            f" {result['address']} removed; the process keeps running"
+        )
+    return Exit.OK
 
 
 _NEEDS_NO_SERVER: set[Callable[[argparse.Namespace], Exit]] = {cmd_ps, cmd_attach, cmd_detach}
 
 
-def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
+def cmd_show(backend: Backend, args: argparse.Namespace) -> Exit:
     """Show one thread with its Python stack."""
-    seen = _resolve(client, args.tid)
-    thread = client.get_thread(ident=seen.ident)
-    if thread.identity != seen.identity:
-        raise ThreadNotFound(f"thread {args.tid} exited while being looked up")
+    thread = backend.get_thread(**_thread_ref(args.tid))
     if args.json:
         _print_json(thread.to_json())
     else:
@@ -146,32 +180,31 @@ def cmd_show(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
-def cmd_stop(client: Client, args: argparse.Namespace) -> Exit:
+def cmd_stop(backend: Backend, args: argparse.Namespace) -> Exit:
     """Stop one thread (or --all): cooperatively, or by force (--force, --grace)."""
     if args.all:
-        return _stop_all(client, args)
-    seen = _resolve(client, args.tid)
-    result = client.stop_thread(
-        ident=seen.ident,
-        expected_identity=seen.identity,
+        return _stop_all(backend, args)
+    wait, grace = args.wait or 0.0, args.grace or 0.0
+    result = backend.stop_thread(
+        **_thread_ref(args.tid),
         reason=args.reason,
-        wait=args.wait,
-        force=args.force or args.grace > 0,
-        grace=args.grace,
+        wait=wait,
+        force=args.force or grace > 0,  # the one place where --grace implies --force
+        grace=grace,
         allow_main_thread=args.allow_main,
     )
     if args.json:
         _print_json(result.to_json())
     else:
         print(_render.stop_summary(result))
-    return exit_code_of_stop(result.outcome, args.wait)
+    return exit_code_of_stop(result.outcome, wait)
 
 
-def _stop_all(client: Client, args: argparse.Namespace) -> Exit:
-    result = client.stop_all_threads(
-        grace=args.grace if args.grace > 0 else 5.0,
+def _stop_all(backend: Backend, args: argparse.Namespace) -> Exit:
+    result = backend.stop_all_threads(
+        grace=5.0 if args.grace is None else args.grace,
         force=args.force,
-        wait=args.wait if args.wait > 0 else 1.0,
+        wait=1.0 if args.wait is None else args.wait,
         reason=args.reason,
         include_main_thread=args.allow_main,
     )
@@ -182,14 +215,14 @@ def _stop_all(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK if result.all_exited else Exit.STILL_RUNNING
 
 
-def _resolve(client: Client, tid: int) -> ThreadInfo:
-    """The thread a user means by TID: a kernel TID (as `top -H` shows) or an ident."""
-    threads = client.list_threads().threads
-    for match in (lambda t: t.native_id == tid, lambda t: t.ident == tid):
-        found = [t for t in threads if match(t)]
-        if found:
-            return found[0]
-    raise ThreadNotFound(f"no thread with TID or ident {tid} in the target process")
+def _thread_ref(text: str) -> dict[str, int | str]:
+    """How the user named the thread: a number is a kernel TID (as `top -H`
+    shows) or else an ident, resolved by the server; anything else a name."""
+    if not text.isdigit():
+        return {"name": text}
+    if int(text) >= 2**64:
+        raise ThreadNotFound(f"no live thread with TID or ident {text} (larger than any id)")
+    return {"tid_or_ident": int(text)}
 
 
 _SORT_KEYS: dict[str, Callable[[ThreadInfo], object]] = {
@@ -234,6 +267,20 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
     return value
+
+
+_THREAD_HELP = "kernel TID (as top -H shows), ident, or exact thread name"
+
+
+def _thread_arg(text: str) -> str:
+    """A thread as the user names it: a positive number, or a name."""
+    if text.isdigit() and int(text) == 0:
+        raise argparse.ArgumentTypeError("must be a positive number, not 0")
+    if text.startswith("-") and text[1:].isdigit():
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    if not text or len(text) > 256:
+        raise argparse.ArgumentTypeError("a thread name has 1 to 256 characters")
+    return text
 
 
 def _interval(text: str) -> float:
@@ -374,12 +421,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("target_pid", type=_positive_int, metavar="PID", help="the process")
 
     show = attachable(command("show", cmd_show))
-    show.add_argument("tid", type=_positive_int, metavar="TID", help="kernel TID or ident")
+    show.add_argument("tid", type=_thread_arg, metavar="THREAD", help=_THREAD_HELP)
 
     stop = attachable(command("stop", cmd_stop))
-    stop.add_argument(
-        "tid", type=_positive_int, metavar="TID", nargs="?", help="kernel TID or ident"
-    )
+    stop.add_argument("tid", type=_thread_arg, metavar="THREAD", nargs="?", help=_THREAD_HELP)
     stop.add_argument(
         "--all",
         action="store_true",
@@ -390,9 +435,10 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument(
         "--wait",
         type=_seconds,
-        default=0.0,
+        default=None,
         metavar="SECONDS",
-        help="wait up to SECONDS for the thread to exit (exit code 6 if it did not)",
+        help="wait up to SECONDS for the thread to exit (exit code 6 if it did not; with --all:"
+        " for the forced ones, default 1)",
     )
     stop.add_argument(
         "--force",
@@ -402,9 +448,10 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument(
         "--grace",
         type=_seconds,
-        default=0.0,
+        default=None,
         metavar="SECONDS",
-        help="stop cooperatively, and force only if still alive after SECONDS (implies --force)",
+        help="stop cooperatively, and force only if still alive after SECONDS (implies --force;"
+        " with --all: how long all get, default 5)",
     )
     stop.add_argument("--reason", default="", help="why (recorded in the audit log)")
     stop.add_argument("--allow-main", action="store_true", help="allow stopping the main thread")

@@ -20,8 +20,9 @@ does code compiled without column positions (`-X no_debug_ranges`). Results
 are cached per (code object, offset), so a listing of many threads parked at
 the same place decodes each place once.
 
-This file is also sent as source to one-shot jobs (client/_oneshot.py), which
-run it inside a target process of any CPython 3.10+: standard library only.
+Not shipped into one-shot targets (`dis` loads an extension that would stay
+there): the client runs it on the code object a job sends back marshalled
+(client/attach/_oneshot.py).
 """
 
 from __future__ import annotations

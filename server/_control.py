@@ -16,14 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _force
-from threadctl._core.procfs import native_id_of
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
+from threadctl._selector import Selector, find_thread
 from threadctl._snapshot import (
     ThreadSnapshot,
     is_alive,
-    live_threads,
     snapshot,
     snapshot_with_stack,
 )
@@ -72,38 +71,71 @@ class StopResult:
     forced: bool = False
 
 
-def find_thread(ident: int | None = None, native_id: int | None = None) -> threading.Thread:
-    """The live thread with this ident or kernel TID (exactly one must be given).
-
-    Raises:
-        InvalidArgument: neither or both ids given, or an id that is not positive.
-        ThreadNotFound: no live thread has that id.
-    """
-    if (ident is None) == (native_id is None):
-        raise InvalidArgument("give exactly one of ident and native_id")
-    wanted = ident if ident is not None else native_id
-    if wanted is None or wanted <= 0:
-        raise InvalidArgument(f"thread id must be a positive integer, not {wanted}")
-    threads = live_threads()
-    if ident is not None:
-        thread = threads.get(ident)
-        if thread is None:
-            raise ThreadNotFound(f"no live thread with ident {ident}")
-        return thread
-    for thread in threads.values():
-        if native_id_of(thread) == native_id:
-            return thread
-    raise ThreadNotFound(f"no live thread with native id {native_id}")
+def get_thread(
+    ident: int | None = None, native_id: int | None = None, *, name: str | None = None
+) -> ThreadSnapshot:
+    """Describe one thread, stack included (name it by ident, kernel TID or
+    exact name)."""
+    return get_thread_by(Selector(ident=ident, native_id=native_id, name=name))
 
 
-def get_thread(ident: int | None = None, native_id: int | None = None) -> ThreadSnapshot:
-    """Describe one thread, stack included."""
-    return snapshot_with_stack(find_thread(ident, native_id))
+def get_thread_by(selector: Selector) -> ThreadSnapshot:
+    return snapshot_with_stack(find_thread(selector))
 
 
 def stop(
     ident: int | None = None,
     native_id: int | None = None,
+    *,
+    name: str | None = None,
+    expected_identity: str = "",
+    reason: str = "",
+    wait: float = 0.0,
+    force: bool = False,
+    grace: float = 0.0,
+    allow_main_thread: bool = False,
+) -> StopResult:
+    """Stop one thread: cooperatively, or by force, and optionally wait for it to exit.
+
+    A cooperative stop sets the thread's stop flag. A forced stop also raises
+    threadctl.ForcedStop inside the thread: at once if it runs Python code,
+    when it returns from C code if it is blocked there (outcome
+    FORCE_PENDING), or when it leaves its critical section or the standard
+    library's lock code (FORCE_DEFERRED; see _core.landing). A thread that
+    catches it and goes on (a pool worker whose task it ended) answers
+    TASK_ENDED; then the request is over and a new one can force the thread
+    again.
+
+    Args:
+        ident: threading ident of the thread (or give `native_id` or `name`).
+        native_id: kernel TID of the thread.
+        name: the thread's exact name, if no other live thread has it.
+        expected_identity: if not empty, stop only if the thread still has this
+            identity (ThreadSnapshot.identity); guards against reused ids.
+        reason: why, for the audit log and listings (at most 1024 characters).
+        wait: seconds to wait for the thread to exit (0 to 3600), after the
+            grace period.
+        force: raise ForcedStop in the thread. Never implied.
+        grace: with `force`, stop cooperatively first and force only if the
+            thread is still alive after this many seconds (0 to 3600).
+        allow_main_thread: the main thread is refused unless this is True.
+
+    Raises:
+        InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
+    """
+    return stop_thread(
+        Selector(ident=ident, native_id=native_id, name=name),
+        expected_identity=expected_identity,
+        reason=reason,
+        wait=wait,
+        force=force,
+        grace=grace,
+        allow_main_thread=allow_main_thread,
+    )
+
+
+def stop_thread(
+    selector: Selector,
     *,
     expected_identity: str = "",
     reason: str = "",
@@ -114,39 +146,14 @@ def stop(
     caller: str = "in-process",
     abandoned: Callable[[], bool] = lambda: False,
 ) -> StopResult:
-    """Stop one thread: cooperatively, or by force, and optionally wait for it to exit.
-
-    A cooperative stop sets the thread's stop flag. A forced stop also raises
-    threadctl.ForcedStop inside the thread: at once if it runs Python code,
-    when it returns from C code if it is blocked there (outcome
-    FORCE_PENDING), or when it leaves its critical section or the standard
-    library's lock code (FORCE_DEFERRED; see _landing). A thread that catches
-    it and goes on (a pool worker whose task it ended) answers TASK_ENDED;
-    then the request is over and a new one can force the thread again.
-
-    Args:
-        ident: threading ident of the thread (or give `native_id`).
-        native_id: kernel TID of the thread.
-        expected_identity: if not empty, stop only if the thread still has this
-            identity (ThreadSnapshot.identity); guards against reused ids.
-        reason: why, for the audit log and listings (at most 1024 characters).
-        wait: seconds to wait for the thread to exit (0 to 3600), after the
-            grace period.
-        force: raise ForcedStop in the thread. Never implied.
-        grace: with `force`, stop cooperatively first and force only if the
-            thread is still alive after this many seconds (0 to 3600).
-        allow_main_thread: the main thread is refused unless this is True.
-        caller: who asks, for the audit record.
-        abandoned: polled during waits; True ends them early (the caller went
-            away or the server is closing). The stop itself still stands.
-
-    Raises:
-        InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
-    """
+    """stop(), for a thread named by `selector`, as the RPC and one-shot jobs
+    call it: `caller` names who asks in the audit record, `abandoned` is
+    polled during waits (True ends them early: the caller went away or the
+    server is closing; the stop itself still stands)."""
     validate(reason, wait, grace, force)
     mode = "force" if force else "cooperative"
     try:
-        thread = find_thread(ident, native_id)
+        thread = find_thread(selector)
         state = registry.state_of(thread)
         if expected_identity and expected_identity != state.identity:
             raise IdentityMismatch(
@@ -182,7 +189,12 @@ def stop(
             exited = wait_for_exit(thread, window, abandoned, episode or state.forced)
     except (ThreadNotFound, IdentityMismatch, ProtectedThread) as refusal:
         _audit.stop_refused(
-            caller=caller, ident=ident, native_id=native_id, mode=mode, reason=reason, error=refusal
+            caller=caller,
+            ident=selector.ident,
+            native_id=selector.native_id or selector.tid_or_ident,
+            mode=mode,
+            reason=reason,
+            error=refusal,
         )
         raise
     waited = time.monotonic() - started

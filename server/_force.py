@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 import time
 from types import TracebackType
 
-from threadctl import _audit, _futures, _native
+from threadctl import _audit, _native
+from threadctl._core import futures, quiet
 from threadctl._core.landing import (
     CALLED_ON,
     GONE,
@@ -48,7 +50,7 @@ from threadctl._core.landing import (
     send,
 )
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
-from threadctl.errors import ProtectedThread, ThreadNotFound, ThreadStopped
+from threadctl.errors import ProtectedThread, TaskStopped, ThreadNotFound, ThreadStopped
 
 _ClearAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
@@ -379,28 +381,17 @@ def prepare() -> None:
     TaskStopped."""
     _native.install_injector()
     install_quiet_excepthook()
-    _futures.patch(stop_left_thread)
-
-
-_previous_excepthook = None
+    if "concurrent.futures" not in sys.modules:
+        import concurrent.futures  # noqa: F401 - threadctl's own executor needs it anyway
+    futures.patch((ThreadStopped,), TaskStopped, stop_left_thread)
 
 
 def install_quiet_excepthook() -> None:
-    """Let threads that die of a stop exception end without a traceback.
-
-    Chains to the hook that was there before for every other exception. If
-    the host replaces threading.excepthook later, its hook sees our
-    exceptions too; nothing else changes.
-    """
-    global _previous_excepthook
-    if threading.excepthook is _quiet_excepthook:
-        return
-    _previous_excepthook = threading.excepthook
-    threading.excepthook = _quiet_excepthook
+    """Let threads that die of a stop exception end without a traceback
+    (an audit record instead; see _core.quiet)."""
+    quiet.install((ThreadStopped,), _thread_ended)
 
 
-def _quiet_excepthook(args: threading.ExceptHookArgs) -> None:
-    if args.exc_type is not None and issubclass(args.exc_type, ThreadStopped):
-        _audit.thread_ended(args.thread, forced=issubclass(args.exc_type, ForcedStop))
-        return
-    (_previous_excepthook or threading.__excepthook__)(args)
+def _thread_ended(args: threading.ExceptHookArgs) -> None:
+    forced = args.exc_type is not None and issubclass(args.exc_type, ForcedStop)
+    _audit.thread_ended(args.thread, forced=forced)

@@ -12,9 +12,7 @@ import atexit
 import contextlib
 import logging
 import os
-import platform
 import re
-import sys
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -29,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 from threadctl import _force, _paths
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
+from threadctl._fields import process_fields
 from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
@@ -40,7 +39,6 @@ from threadctl._socket_files import (
     why_unbindable,
 )
 from threadctl._tcp import add_tcp_port, check_tcp_settings
-from threadctl._version import __version__
 from threadctl.errors import AlreadyInstalled, ServerStartFailed, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -103,12 +101,7 @@ class ControlServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        process = pb.ProcessInfo(
-            pid=self.pid,
-            argv=list(sys.argv),
-            python_version=platform.python_version(),
-            threadctl_version=__version__,
-        )
+        process = pb.ProcessInfo(**process_fields())
         pb_grpc.add_ThreadControlServicer_to_server(
             ThreadControlServicer(process, self._closing, allow_forced_stops=allow_forced_stops),
             self._server,

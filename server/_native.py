@@ -54,7 +54,7 @@ def install_injector() -> None:
 
 
 def _load() -> landing.Injector | None:
-    spec = importlib.util.find_spec("threadctl._core._landinglib")
+    spec = importlib.util.find_spec("threadctl._nativelib")
     if spec is None or not spec.origin:
         return None
     try:

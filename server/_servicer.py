@@ -18,21 +18,16 @@ import grpc
 
 from threadctl import _control
 from threadctl._interceptors import caller_name
-from threadctl._proto_mapping import OUTCOME, to_proto
+from threadctl._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._selector import Selector
 from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
 from threadctl._watch import Watch
-from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
+from threadctl.errors import InvalidArgument, ThreadctlError, status_of
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 _IDENTITY_PATTERN = re.compile(r"[0-9]{1,20}\.[0-9a-f]{8}")
-_STATUS_OF = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    ThreadNotFound: grpc.StatusCode.NOT_FOUND,
-    IdentityMismatch: grpc.StatusCode.FAILED_PRECONDITION,
-    ProtectedThread: grpc.StatusCode.FAILED_PRECONDITION,
-}
 # Answer a --wait shortly before the caller's deadline rather than after it.
 _DEADLINE_MARGIN = 0.1
 # How often a watch between two messages checks for cancellation or close.
@@ -62,10 +57,10 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.GetThreadRequest, context: grpc.ServicerContext
     ) -> pb.GetThreadResponse:
         self._refuse_if_closing(context)
-        ident, native_id = _selected(request.thread, context)
+        selector = _selected(request.thread, context)
         try:
-            found = _control.get_thread(ident, native_id)
-        except (InvalidArgument, ThreadNotFound) as error:
+            found = _control.get_thread_by(selector)
+        except ThreadctlError as error:
             _abort(context, error)
         return pb.GetThreadResponse(thread=to_proto(found))
 
@@ -73,7 +68,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.StopThreadRequest, context: grpc.ServicerContext
     ) -> pb.StopThreadResponse:
         self._refuse_if_closing(context)
-        ident, native_id = _selected(request.thread, context)
+        selector = _selected(request.thread, context)
         if request.mode not in pb.StopMode.values():
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
         force = request.mode == pb.STOP_MODE_FORCE
@@ -90,9 +85,8 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 " (use ThreadRecord.identity from a listing)",
             )
         try:
-            result = _control.stop(
-                ident,
-                native_id,
+            result = _control.stop_thread(
+                selector,
                 expected_identity=request.expected_identity,
                 reason=request.reason,
                 wait=request.wait_seconds,
@@ -102,15 +96,9 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
-        except (InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread) as error:
+        except ThreadctlError as error:
             _abort(context, error)
-        return pb.StopThreadResponse(
-            outcome=OUTCOME[result.outcome],
-            thread=to_proto(result.thread),
-            already_requested=result.already_requested,
-            waited_seconds=result.waited_seconds,
-            forced=result.forced,
-        )
+        return stop_response(result)
 
     def StopAllThreads(  # noqa: N802 - gRPC method name
         self, request: pb.StopAllThreadsRequest, context: grpc.ServicerContext
@@ -132,18 +120,9 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
-        except InvalidArgument as error:
+        except ThreadctlError as error:
             _abort(context, error)
-        return pb.StopAllThreadsResponse(
-            threads=[
-                pb.ThreadStopReport(
-                    thread=to_proto(r.thread), outcome=OUTCOME[r.outcome], forced=r.forced
-                )
-                for r in result.threads
-            ],
-            all_exited=result.all_exited,
-            waited_seconds=result.waited_seconds,
-        )
+        return stop_all_response(result)
 
     def WatchThreads(  # noqa: N802 - gRPC method name
         self, request: pb.WatchThreadsRequest, context: grpc.ServicerContext
@@ -190,17 +169,18 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "the control server is shutting down")
 
 
-def _selected(
-    selector: pb.ThreadSelector, context: grpc.ServicerContext
-) -> tuple[int | None, int | None]:
+def _selected(selector: pb.ThreadSelector, context: grpc.ServicerContext) -> Selector:
     which = selector.WhichOneof("id")
-    if which == "ident" and selector.ident > 0:
-        return selector.ident, None
-    if which == "native_id" and selector.native_id > 0:
-        return None, selector.native_id
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "thread: set a non-zero ident or native_id")
+    try:
+        if which is None or not getattr(selector, which):
+            raise InvalidArgument(
+                "thread: set a non-zero ident, native_id or tid_or_ident, or a name"
+            )
+        return Selector(**{which: getattr(selector, which)})
+    except InvalidArgument as error:
+        _abort(context, error)
 
 
-def _abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:
-    context.abort(_STATUS_OF[type(error)], str(error))
+def _abort(context: grpc.ServicerContext, error: ThreadctlError) -> NoReturn:
+    context.abort(grpc.StatusCode[status_of(error)], str(error))
     raise AssertionError("context.abort returned")  # pragma: no cover

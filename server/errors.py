@@ -1,7 +1,7 @@
 """Domain errors of threadctl, free of gRPC.
 
-The servicer maps these to status codes (one boundary); the in-process API
-raises them as they are.
+The servicer maps these to status codes (one boundary, by STATUS_OF); the
+in-process API raises them as they are.
 """
 
 from __future__ import annotations
@@ -63,3 +63,19 @@ class ThreadStopped(BaseException):
     Derives from BaseException, like KeyboardInterrupt and trio's Cancelled, so
     that `except Exception:` in application code does not swallow it.
     """
+
+
+# The gRPC status (by name) that answers each domain error, looked up along
+# the class hierarchy so a new subclass gets its parent's: the servicer and
+# one-shot jobs answer with these, and the client maps them back.
+STATUS_OF: dict[type[Exception], str] = {
+    InvalidArgument: "INVALID_ARGUMENT",
+    ThreadNotFound: "NOT_FOUND",
+    IdentityMismatch: "FAILED_PRECONDITION",
+    ProtectedThread: "FAILED_PRECONDITION",
+}
+
+
+def status_of(error: BaseException) -> str:
+    """The status name for `error` ("INTERNAL" for errors that are not ours)."""
+    return next((STATUS_OF[cls] for cls in type(error).__mro__ if cls in STATUS_OF), "INTERNAL")

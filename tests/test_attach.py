@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from support import DEADLINE, HOSTS, THREADCTL, Host, wait_until
-from threadctl.client import Client, _attach_cli, _attach_env, cli
+from threadctl.client import Client, cli
+from threadctl.client.attach import _env
 
 StartPlain = Callable[..., Host]
 PYENV = Path(os.environ.get("PYENV_ROOT", "/root/.pyenv")) / "versions"
@@ -148,7 +149,7 @@ def test_one_shot_list_and_forced_stop_on_another_cpython(
 
     assert listed.returncode == 0, listed.stderr
     listing = json.loads(listed.stdout)
-    assert listing["process"]["attach"] == "one-shot"
+    assert any("one-shot job" in note for note in listing["process"]["notes"])
     assert listing["process"]["python_version"].startswith(python.rsplit("python", 1)[1])
     by_name = {t["name"]: t for t in listing["threads"]}
     assert by_name["spinner"]["native_id"] == host.tid("spinner")
@@ -363,7 +364,7 @@ def test_an_unprivileged_user_gets_the_ptrace_message(
     host = start_plain(same_python_without_threadctl())  # runs as root
 
     codes = _as_nobody(
-        lambda: _attach_cli.cmd_attach(host.pid, timeout=5, json_output=False),
+        lambda: cli.main(["attach", str(host.pid), "--timeout", "5"]),
         lambda: cli.main(["list", "--pid", str(host.pid), "--attach"]),
     )
 
@@ -403,7 +404,7 @@ def _as_nobody(*calls: Callable[[], int]) -> list[tuple[int, str]]:
 
 
 def test_version_requirements_come_from_the_package_metadata() -> None:
-    requirements = _attach_env.requirements()
+    requirements = _env.requirements()
 
     assert requirements["grpcio"] == ["grpc", [1, 66, 2], None]
     assert requirements["protobuf"] == ["google.protobuf", [5, 27, 2], [8]]
@@ -446,3 +447,53 @@ def test_one_shot_reaches_a_process_with_its_own_tmp(env: dict[str, str]) -> Non
         assert "another mount namespace" in refused.stderr
     finally:
         host.stop()
+
+
+def test_one_shots_leave_the_process_as_they_found_it(env: dict[str, str]) -> None:
+    host = Host([same_python_without_threadctl(), str(HOSTS / "bare_target.py")], env)
+    try:
+        modules_before = _modules(host)
+        spinner, pid = str(host.tid("spinner")), str(host.pid)
+        one_shots = [
+            ("list", "--pid", pid),
+            ("show", spinner, "--pid", pid),
+            ("dump", "--pid", pid),
+        ]
+        for args in one_shots:  # warm-up: glibc keeps a thread's arena and stack cache
+            assert attach_cli(*args, env=env).returncode == 0
+        before = _footprint(host.pid)
+
+        for _ in range(4):
+            for args in one_shots:
+                done = attach_cli(*args, env=env)
+                assert done.returncode == 0, done.stderr
+        after = _footprint(host.pid)
+
+        assert after == before
+        assert before["agent mappings"] == 0
+        assert _modules(host) == modules_before
+        stopped = attach_cli("stop", spinner, "--force", "--wait", "10", "--pid", pid, env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        host.expect("FINALLY spinner")
+        assert _footprint(host.pid)["agent mappings"] == 0
+        assert _modules(host) == modules_before
+    finally:
+        host.stop()
+
+
+def _modules(host: Host) -> list[str]:
+    host.send("modules?")
+    return list(json.loads(host.expect("MODULES ")[len("MODULES ") :]))
+
+
+def _footprint(pid: int) -> dict[str, int]:
+    """What a one-shot could leave in process `pid`: mappings (and those of
+    the agent library), open files, threads."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    wait_until(lambda: "threadctl-agent" not in tasks(pid).values(), what="the agent to end")
+    return {
+        "mappings": len(maps),
+        "agent mappings": sum("threadctl-agent" in line for line in maps),
+        "files": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+    }

@@ -68,6 +68,9 @@ def _raw_stop_selector(field: int, value: int) -> bytes:
     return b"\x0a" + _varint(len(selector)) + selector
 
 
+NO_SELECTOR = "non-zero ident, native_id or tid_or_ident, or a name"
+
+
 def _cases(workers: Host) -> list[Case]:
     coop = pb.ThreadSelector(native_id=workers.tid("coop-1"))
     main = pb.ThreadSelector(native_id=workers.tid("MainThread"))
@@ -76,11 +79,11 @@ def _cases(workers: Host) -> list[Case]:
     valid_bytes = _stop(thread=coop).SerializeToString()
     bad_utf8_reason = valid_bytes + b"\x22\x02\xff\xfe"  # field 4 (reason): not UTF-8
     stop_cases = [
-        Case("no thread selector", "StopThread", _stop(), invalid, "non-zero ident or native_id"),
+        Case("no thread selector", "StopThread", _stop(), invalid, NO_SELECTOR),
         Case("ident 0", "StopThread", _stop(thread=pb.ThreadSelector(ident=0)), invalid,
-             "non-zero ident or native_id"),
+             NO_SELECTOR),
         Case("native_id 0", "StopThread", _stop(thread=pb.ThreadSelector(native_id=0)), invalid,
-             "non-zero ident or native_id"),
+             NO_SELECTOR),
         Case("ident -1 (int64 varint on the wire, read as uint64)", "StopThread",
              _raw_stop_selector(1, -1 % 2**64), not_found,
              f"no live thread with ident {2**64 - 1}"),
@@ -91,7 +94,7 @@ def _cases(workers: Host) -> list[Case]:
              _stop(thread=pb.ThreadSelector(ident=2**64 - 1)), not_found,
              f"no live thread with ident {2**64 - 1}"),
         Case("ident 2**64 (10-byte varint, wraps to 0)", "StopThread",
-             _raw_stop_selector(1, 2**64), invalid, "non-zero ident or native_id"),
+             _raw_stop_selector(1, 2**64), invalid, NO_SELECTOR),
         Case("unknown TID (native_id 2**32-1, beyond pid_max)", "StopThread",
              _stop(thread=pb.ThreadSelector(native_id=BEYOND_PID_MAX)), not_found,
              f"no live thread with native id {BEYOND_PID_MAX}"),
@@ -158,7 +161,7 @@ def _cases(workers: Host) -> list[Case]:
     ]  # fmt: skip
     other_cases = [
         Case("GetThread ident 0", "GetThread", pb.GetThreadRequest(), invalid,
-             "non-zero ident or native_id"),
+             NO_SELECTOR),
         Case("GetThread unknown TID", "GetThread",
              pb.GetThreadRequest(thread=pb.ThreadSelector(native_id=BEYOND_PID_MAX)), not_found,
              f"no live thread with native id {BEYOND_PID_MAX}"),
@@ -305,13 +308,14 @@ def test_an_empty_reason_is_no_error_and_stops_only_the_target(
 def _cli_cases(workers: Host) -> list[tuple[list[str], int, str]]:
     coop = str(workers.tid("coop-1"))
     return [
-        (["stop", str(2**64)], 4, f"no thread with TID or ident {2**64} in the target process"),
-        (["show", str(2**64)], 4, f"no thread with TID or ident {2**64} in the target process"),
-        (["stop", str(2**64 - 1)], 4, f"no thread with TID or ident {2**64 - 1}"),
-        (["stop", str(threading.get_native_id())], 4, "no thread with TID or ident"),
-        (["stop", "--", "-1"], 2, "argument TID: must be a positive number, not -1"),
-        (["stop", "0"], 2, "argument TID: must be a positive number, not 0"),
-        (["stop", "1e3"], 2, "argument TID: not a number: '1e3'"),
+        (["stop", str(2**64)], 4, f"no live thread with TID or ident {2**64} (larger than"),
+        (["show", str(2**64)], 4, f"no live thread with TID or ident {2**64} (larger than"),
+        (["stop", str(2**64 - 1)], 4, f"no live thread with TID or ident {2**64 - 1} in process"),
+        (["stop", str(threading.get_native_id())], 4, "no live thread with TID or ident"),
+        (["stop", "--", "-1"], 2, "argument THREAD: must be a positive number, not -1"),
+        (["stop", "0"], 2, "argument THREAD: must be a positive number, not 0"),
+        (["stop", "1e3"], 4, "no live thread named '1e3' in process"),
+        (["show", "x" * 300], 2, "argument THREAD: a thread name has 1 to 256 characters"),
         (["stop", coop, "--wait", "nan"], 2, "must be a number of seconds >= 0, not nan"),
         (["stop", coop, "--wait", "-1"], 2, "must be a number of seconds >= 0, not -1"),
         (["stop", coop, "--wait", "1e9"], 2, "wait must be between 0 and 3600 seconds"),

@@ -86,8 +86,9 @@ def protect_package(directory: str, name: str) -> None:
     _PACKAGE_NAMES[directory.rstrip(os.sep)] = name
 
 
-def set_injector(injector: Injector) -> None:
-    """Install the check-and-inject step (see the module docstring)."""
+def set_injector(injector: Injector | None) -> None:
+    """Install the check-and-inject step (see the module docstring); None
+    removes it (a one-shot job's, when the job ends)."""
     global _injector
     _injector = injector
 

@@ -22,8 +22,8 @@ import grpc
 
 import threadctl
 import threadctl.v1
-from threadctl.client._attach_errors import NotAttachable
-from threadctl.client._inspect import Target
+from threadctl.client.attach._errors import NotAttachable
+from threadctl.client.attach._inspect import Target
 
 # threadctl's packages the target imports (an editable install maps them to
 # source directories, so they are named one by one).

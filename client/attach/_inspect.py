@@ -21,8 +21,8 @@ import re
 import stat
 from dataclasses import dataclass
 
-from threadctl.client._attach_errors import NotAttachable, PtraceNotPermitted
 from threadctl.client._errors import TargetNotFound
+from threadctl.client.attach._errors import NotAttachable, PtraceNotPermitted
 
 OLDEST = (3, 10)
 NEWEST_PTRACE = (3, 13)  # newer ones use sys.remote_exec (PEP 768)

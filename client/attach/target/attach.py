@@ -1,8 +1,10 @@
-"""The in-process half of `threadctl attach` and `threadctl detach`.
+"""The in-process half of `threadctl attach` and `threadctl detach` (runs
+inside the target, see __init__).
 
-Like _oneshot.py this is sent as source and runs on the agent's thread inside
-the target (the job is _oneshot.py's runner followed by this file), so it is
-standard library only until threadctl itself is imported.
+Unlike one-shot operations, attach is meant to leave something behind: a
+control server, and with it threadctl, grpcio and protobuf imported. Once
+threadctl is imported, attach and detach go through its job API like every
+other operation; a program that started its own server keeps it.
 
 Full attach imports threadctl and its dependencies (grpcio, protobuf: C
 extensions) from the CLI's environment, so:
@@ -23,13 +25,29 @@ import os
 import re
 import sys
 
+JOB_API_VERSION = 1
+GEVENT = (
+    "gevent has monkey-patched threading in this process: threadctl's gRPC server needs real"
+    " threads and would deadlock on gevent's locks; nothing was attached. One-shot"
+    " `--attach` commands work"
+)
+
 
 class AttachRefused(Exception):
-    """A reason not to attach; `kind` tells the client which exit code."""
+    """A reason not to attach; `code` is the status the client maps to an exit code."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.code = code
+
+
+def run(params: dict) -> dict:
+    try:
+        if params["op"] == "detach":
+            return _detach(params)
+        return _attach(params)
+    except AttachRefused as refusal:
+        return {"ok": False, "code": refusal.code, "error": str(refusal)}
 
 
 IMPORT_SWITCH_INTERVAL = 0.00005
@@ -38,31 +56,36 @@ ONE_SHOT_HINT = (
 )
 
 
-def op_attach(params: dict) -> dict:
+def _attach(params: dict) -> dict:
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        raise AttachRefused("FAILED_PRECONDITION", GEVENT)
     if "threadctl" not in sys.modules:
         _check_interpreter(params)
         _check_versions(params["requirements"], _loaded_version)
         _import_threadctl(params)
+    return _job_api().run(params)  # type: ignore[no-any-return]
+
+
+def _detach(params: dict) -> dict:
+    if "threadctl" not in sys.modules:
+        return {"ok": True, "result": {"outcome": "not_attached", "address": ""}}
+    return _job_api().run(params)  # type: ignore[no-any-return]
+
+
+def _job_api() -> object:
     try:
-        module = importlib.import_module("threadctl._attach_target")
+        api = importlib.import_module("threadctl._job_api")
     except ImportError:
+        api = None
+    if getattr(api, "VERSION", None) != JOB_API_VERSION:
         version = getattr(sys.modules.get("threadctl"), "__version__", "?")
         raise AttachRefused(
-            "refused",
-            f"the process has its own threadctl {version}, without attach support; call"
-            f" threadctl.install() in the program or upgrade it{ONE_SHOT_HINT}",
-        ) from None
-    return module.attach(caller=params["caller"], caller_uid=params["caller_uid"])
-
-
-def op_detach(params: dict) -> dict:
-    module = sys.modules.get("threadctl._attach_target")
-    install = sys.modules.get("threadctl._install")
-    if module is None:
-        if getattr(install, "_installed", None) is not None:
-            return {"outcome": "started_by_program", "address": install._installed.address}  # type: ignore[union-attr]
-        return {"outcome": "not_attached", "address": ""}
-    return module.detach(caller=params["caller"], caller_uid=params["caller_uid"])
+            "FAILED_PRECONDITION",
+            f"the process has its own threadctl {version}, which this threadctl cannot attach"
+            f" to; call threadctl.install() in the program or upgrade it{ONE_SHOT_HINT}",
+        )
+    return api
 
 
 def _check_interpreter(params: dict) -> None:
@@ -70,7 +93,7 @@ def _check_interpreter(params: dict) -> None:
     found = sys.version_info[:2], sys.abiflags
     if found != wanted:
         raise AttachRefused(
-            "refused",
+            "FAILED_PRECONDITION",
             f"the process runs CPython {_version_text(*found)}, threadctl's environment"
             f" {_version_text(*wanted)}: its grpcio and protobuf cannot load there{ONE_SHOT_HINT}",
         )
@@ -91,13 +114,14 @@ def _import_threadctl(params: dict) -> None:
         importlib.import_module("threadctl")
         # The package imports its modules on first use: import what attach
         # runs (and, through it, grpcio and protobuf) while the paths are here.
+        importlib.import_module("threadctl._job_api")
         importlib.import_module("threadctl._attach_target")
         importlib.import_module("threadctl._install")
     except AttachRefused:
         raise
     except Exception as error:  # noqa: BLE001 - any import error (a version check too) is the answer
         raise AttachRefused(
-            "import",
+            "ATTACH_FAILED",
             f"importing threadctl inside the process failed: {type(error).__name__}:"
             f" {error}{ONE_SHOT_HINT}",
         ) from None
@@ -141,7 +165,7 @@ def _check_versions(requirements: dict, version_of: object) -> None:
                 f",<{'.'.join(map(str, high))}" if high else ""
             )
             raise AttachRefused(
-                "refused",
+                "FAILED_PRECONDITION",
                 f"the process uses {distribution} {version}, threadctl needs"
                 f" {distribution}{supported}{ONE_SHOT_HINT}",
             )

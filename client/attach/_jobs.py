@@ -1,7 +1,9 @@
 """Run one job inside a process that never imported threadctl, within a deadline.
 
-The steps: check the target (_inspect), write the job into a fresh private
-directory, get the agent to run it (_inject), wait for its result, clean up.
+The steps: check the target (_inspect), write the job (target/runner.py, with
+the core's and target/'s sources and the parameters as literals) into a fresh
+private directory, get the agent to run it (_inject), wait for its result,
+wait for the agent's thread to end, unload the agent, clean up.
 
 - The directory is created 0700 and every file in it 0600; when root attaches
   to another user's process they are handed to that user (chown), so only
@@ -15,6 +17,9 @@ directory, get the agent to run it (_inject), wait for its result, clean up.
   unknown and the caller is told so. Either way the process keeps running.
 - A process that exits meanwhile is noticed at once (its start time tells it
   from a new process with the same PID).
+- The result file is opened without following links and without blocking
+  (the target's user can put a FIFO there, when root attaches), and only a
+  regular file of the target's user or root is read.
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from threadctl.client import _inject
-from threadctl.client._attach_errors import AttachFailed, NotAttachable, TargetExited
-from threadctl.client._errors import InvalidArgument, Refused, TargetNotFound, ThreadNotFound
-from threadctl.client._inspect import Target, still_running, task_exists
+import threadctl._core
+from threadctl.client._errors import error_for_status
+from threadctl.client.attach import _inject
+from threadctl.client.attach._errors import AttachFailed, NotAttachable, TargetExited
+from threadctl.client.attach._inspect import Target, still_running, task_exists
 
 AGENT_FILE = "threadctl-agent.so"
 _POLL = 0.005
@@ -42,55 +48,80 @@ _CLAIMED_GRACE = 1.0
 # How long to wait for the agent thread to end after it answered.
 _AGENT_EXIT_WAIT = 1.0
 _MAX_RESULT_BYTES = 64 * 1024 * 1024
-_ERROR_OF_KIND = {
-    "refused": Refused,
-    "opted_out": NotAttachable,
-    "not_found": ThreadNotFound,
-    "no_server": TargetNotFound,
-    "usage": InvalidArgument,
-}
+_TARGET = Path(__file__).parent / "target"
+_CORE = Path(threadctl._core.__file__).parent
+# What each kind of job ships (besides target/runner.py), in load order.
+_CORE_MODULES = ("frames", "known_waits", "procfs", "landing", "futures", "quiet")
+_SHIPPED = {"plain": (*_CORE_MODULES, "plain"), "attach": ("attach",)}
 
 
-def run_job(target: Target, source: str, params: dict[str, Any], deadline: float) -> Any:
-    """Run `source` (a job: see _oneshot.run_job) with `params` inside `target`.
+def run_job(target: Target, params: dict[str, Any], deadline: float) -> dict[str, Any]:
+    """Run the job `params` describe (see target/runner.py) inside `target`.
 
     Returns:
-        The job's result (JSON data).
+        The job's answer: {"ok": True, "result": ..., "raw": ...}.
 
     Raises:
         AttachFailed (TargetExited, deadline, injection), PtraceNotPermitted,
-        and the error the job reported (Refused, ThreadNotFound, ...).
+        and the error the job answered (Refused, ThreadNotFound, ...).
     """
     _inject.check_available(target)
     agent = None if _inject.uses_remote_exec(target) else agent_library()
+    injection = None
     with _JobDir(target, needs_exec=agent is not None) as job:
-        job.write("params.json", json.dumps(params).encode())
-        job.write("job.py", source.encode())
+        job.write("job.py", job_source(params).encode())
         if agent is not None:
             job.write(AGENT_FILE, agent.read_bytes())
-            _inject.inject_library(target, job.target_path(AGENT_FILE), deadline)
+            injection = _inject.inject_library(target, job.target_path(AGENT_FILE), deadline)
         else:
             boot = _inject.REMOTE_BOOTSTRAP.format(job_dir=job.target_path(""))
             job.write("remote.py", _inject.REMOTE_SCRIPT.format(source=boot).encode())
             _inject.remote_exec(target, job.target_path("remote.py"))
-        answer = job.wait_result(deadline)
-    tid = answer.get("agent_native_id")
-    wait_until = time.monotonic() + _AGENT_EXIT_WAIT
-    while tid and task_exists(target.pid, tid) and time.monotonic() < wait_until:
-        time.sleep(_POLL)  # the agent thread is releasing the GIL and ending
+        try:
+            answer = job.wait_result(deadline)
+        except BaseException:
+            if injection is not None:
+                injection.abandon()
+            raise
+    _unload(target, injection, answer.get("agent_native_id"))
     if answer.get("ok"):
-        return answer["result"]
-    kind, message = answer.get("kind", "internal"), str(answer.get("error", "?"))
-    if kind in _ERROR_OF_KIND:
-        raise _ERROR_OF_KIND[kind](message)
-    if kind == "import":
+        return answer
+    code, message = str(answer.get("code", "INTERNAL")), str(answer.get("error", "?"))
+    if code == "ATTACH_FAILED":
         raise AttachFailed(message)
-    raise AttachFailed(f"the job failed inside process {target.pid}: {message}")
+    if code == "INTERNAL":
+        raise AttachFailed(f"the job failed inside process {target.pid}: {message}")
+    raise error_for_status(code, message)
+
+
+def job_source(params: dict[str, Any]) -> str:
+    """The job: the runner, then its call with the shipped sources and `params`."""
+    shipped = _SHIPPED["attach" if params["op"] in ("attach", "detach") else "plain"]
+    sources = {
+        name: (_CORE if name in _CORE_MODULES else _TARGET).joinpath(f"{name}.py").read_text()
+        for name in shipped
+    }
+    runner = (_TARGET / "runner.py").read_text()
+    return f"{runner}\n\nrun_job(JOB_DIR, AGENT_LAND, {sources!r}, {params!r})\n"
+
+
+def _unload(target: Target, injection: _inject.Injection | None, tid: object) -> None:
+    """Wait for the agent's thread to end (its code is in the library), then
+    unload the library."""
+    wait_until = time.monotonic() + _AGENT_EXIT_WAIT
+    while isinstance(tid, int) and task_exists(target.pid, tid):
+        if time.monotonic() >= wait_until:
+            if injection is not None:
+                injection.abandon()  # never unload code a thread may still run
+            return
+        time.sleep(_POLL)  # the agent thread is releasing the GIL and ending
+    if injection is not None and still_running(target):
+        injection.unload()
 
 
 def agent_library() -> Path:
     """The agent library built for this installation."""
-    spec = importlib.util.find_spec("threadctl.client._agentlib")
+    spec = importlib.util.find_spec("threadctl._nativelib")
     if spec is None or not spec.origin:
         raise AttachFailed(
             "threadctl's attach agent was not built (no C compiler when threadctl was"
@@ -163,10 +194,13 @@ class _JobDir:
         )
 
     def _read_result(self) -> dict[str, Any] | None:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
         try:
-            fd = os.open(self.path / "result.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(self.path / "result.json", flags)
         except FileNotFoundError:
             return None
+        except OSError as error:  # a symlink (ELOOP) or something else planted there
+            raise AttachFailed(f"unexpected result file in {self.path}: {error.strerror}") from None
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode) or info.st_uid not in (self.target.uid, 0):

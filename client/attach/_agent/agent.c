@@ -23,10 +23,17 @@
  * claims the job by renaming job.py to job.claimed, so a caller that gave up
  * (deadline) and removed job.py first makes the agent do nothing.
  *
- * Hazards: the library stays mapped after the job (unloading code that a
- * thread may still be returning through is unsafe); it is a few kilobytes of
- * a deleted file, and nothing of it runs after the job. Errors before Python
- * runs are written as result.json for the caller.
+ * The job gets the landing check of server/_core/native/landing.c (linked
+ * into this same library) as a builtin function, AGENT_LAND, so a forced stop
+ * inside the target needs no ctypes (which would stay loaded there).
+ *
+ * Unloading: the library cannot unload itself (dlclose would return into
+ * unmapped code), so once its thread has ended the client has the injector
+ * call dlclose() in the target (client/attach/_inject.py), and nothing of it
+ * stays mapped. The builtin's method definition is allocated on the heap, so
+ * a stray reference to the function object stays harmless after that; the
+ * job drops its references before the thread ends. Errors before Python runs
+ * are written as result.json for the caller.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -51,6 +58,28 @@ typedef void (*void_void_fn)(void);
 typedef void *(*ptr_void_fn)(void);
 typedef void (*void_ptr_fn)(void *);
 typedef void *(*run_string_fn)(const char *, int, void *, void *, void *);
+typedef int (*parse_tuple_fn)(void *, const char *, ...);
+typedef void *(*long_from_long_fn)(long);
+typedef void *(*cfunction_new_fn)(void *, void *, void *);
+typedef int (*dict_set_fn)(void *, const char *, void *);
+
+/* From landing.c, linked into this library. */
+int threadctl_landing_available(void);
+int threadctl_land(unsigned long ident, void *exc, void *anchor, int descendants_ok,
+                   void *protected_files);
+
+/* PyMethodDef, whose layout every CPython 3 shares. */
+struct method_def {
+    const char *name;
+    void *(*method)(void *, void *);
+    int flags;
+    const char *doc;
+};
+#define METH_VARARGS 0x0001
+
+static parse_tuple_fn parse_tuple;
+static long_from_long_fn long_from_long;
+static void *python_symbol(void *libpython, const char *name);
 
 /* Claims the job and runs it in a fresh namespace (nothing is bound in the
  * target's __main__). The job writes result.json itself. */
@@ -64,8 +93,49 @@ static const char BOOTSTRAP[] =
     "else:\n"
     "    with open(job_dir + '/job.claimed', 'rb') as job_file:\n"
     "        job_source = job_file.read()\n"
-    "    exec(compile(job_source, job_dir + '/job.claimed', 'exec'),\n"
-    "         {'__name__': '__threadctl_job__', 'JOB_DIR': job_dir})\n";
+    "    job_globals = {'__name__': '__threadctl_job__', 'JOB_DIR': job_dir,\n"
+    "                   'AGENT_LAND': globals().get('AGENT_LAND')}\n"
+    "    try:\n"
+    "        exec(compile(job_source, job_dir + '/job.claimed', 'exec'), job_globals)\n"
+    "    finally:\n"
+    "        job_globals.clear()\n";
+
+/* AGENT_LAND(ident, exception, anchor, descendants_ok, protected_files) */
+static void *land_builtin(void *self, void *args)
+{
+    unsigned long ident;
+    void *exc, *anchor, *files;
+    int descendants_ok, result;
+
+    (void)self;
+    if (!parse_tuple(args, "kOOiO", &ident, &exc, &anchor, &descendants_ok, &files)) {
+        return NULL;
+    }
+    result = threadctl_land(ident, exc, anchor, descendants_ok, files);
+    return result == -2 ? NULL : long_from_long(result);
+}
+
+/* The AGENT_LAND function object, or NULL if this Python lacks what it needs. */
+static void *make_land_builtin(void *libpython)
+{
+    cfunction_new_fn cfunction_new =
+        (cfunction_new_fn)python_symbol(libpython, "PyCFunction_NewEx");
+    struct method_def *def;
+
+    parse_tuple = (parse_tuple_fn)python_symbol(libpython, "PyArg_ParseTuple");
+    long_from_long = (long_from_long_fn)python_symbol(libpython, "PyLong_FromLong");
+    if (!cfunction_new || !parse_tuple || !long_from_long || !threadctl_landing_available()) {
+        return NULL;
+    }
+    def = calloc(1, sizeof *def); /* never freed: see the header (a few bytes per job) */
+    if (!def) {
+        return NULL;
+    }
+    def->name = "AGENT_LAND";
+    def->method = land_builtin;
+    def->flags = METH_VARARGS;
+    return cfunction_new(def, NULL, NULL);
+}
 
 static void write_error(const char *dir, const char *message)
 {
@@ -148,7 +218,17 @@ static void *agent_main(void *arg)
 
     int gil = gil_ensure();
     void *globals = dict_new();
+    dict_set_fn dict_set = (dict_set_fn)python_symbol(libpython, "PyDict_SetItemString");
     if (globals) {
+        void *land = dict_set ? make_land_builtin(libpython) : NULL;
+        if (land) {
+            if (dict_set(globals, "AGENT_LAND", land) != 0) {
+                err_clear();
+            }
+            decref(land);
+        } else {
+            err_clear(); /* no AGENT_LAND: the job falls back to ctypes */
+        }
         void *result = run_string(code, PY_FILE_INPUT, globals, globals, NULL);
         if (result) {
             decref(result);

@@ -1,0 +1,75 @@
+"""What every CLI command talks to: a Backend, by gRPC or by one-shot job.
+
+`Client` (the gRPC client of a running control server) is one backend;
+`OneShot` (client/attach: each call a job injected into a process that never
+imported threadctl) is the other, which `--attach` picks. Both return the
+client's model types, built from the proto's shape by the same code, so a
+command renders and maps exit codes once, and a new command gets `--attach`
+by implementing one method here.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from threadctl.client._errors import InvalidArgument
+from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
+
+
+class Backend(Protocol):
+    def list_threads(self, *, include_stacks: bool = False) -> ThreadList: ...
+
+    def get_thread(
+        self,
+        *,
+        ident: int | None = None,
+        native_id: int | None = None,
+        tid_or_ident: int | None = None,
+        name: str | None = None,
+    ) -> ThreadInfo: ...
+
+    def stop_thread(
+        self,
+        *,
+        ident: int | None = None,
+        native_id: int | None = None,
+        tid_or_ident: int | None = None,
+        name: str | None = None,
+        expected_identity: str = "",
+        reason: str = "",
+        wait: float = 0.0,
+        force: bool = False,
+        grace: float = 0.0,
+        allow_main_thread: bool = False,
+    ) -> StopResult: ...
+
+    def stop_all_threads(
+        self,
+        *,
+        grace: float = 5.0,
+        force: bool = False,
+        wait: float = 1.0,
+        reason: str = "",
+        include_main_thread: bool = False,
+    ) -> StopAllResult: ...
+
+    def close(self) -> None: ...
+
+
+def selector_fields(
+    ident: int | None, native_id: int | None, tid_or_ident: int | None, name: str | None
+) -> dict[str, int | str]:
+    """The ThreadSelector fields naming one thread (exactly one must be given)."""
+    given = {
+        key: value
+        for key, value in (
+            ("ident", ident),
+            ("native_id", native_id),
+            ("tid_or_ident", tid_or_ident),
+            ("name", name),
+        )
+        if value is not None
+    }
+    if len(given) != 1:
+        raise InvalidArgument("name the thread by exactly one of ident, native_id, TID or name")
+    return given

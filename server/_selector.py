@@ -1,0 +1,83 @@
+"""How a request names a thread, and finding the live thread it names.
+
+Resolved where the stop happens (on the host, in the same call), so a stop
+by TID is one round trip and cannot act on a listing that went stale.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from threadctl._core.procfs import native_id_of
+from threadctl._snapshot import live_threads
+from threadctl.errors import InvalidArgument, ProtectedThread, ThreadNotFound
+
+MAX_NAME_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One of: `ident`, `native_id` (kernel TID), `tid_or_ident` (a number as
+    the CLI takes it: the TID if a thread has it, else the ident) or `name`
+    (exact, and unique among live threads)."""
+
+    ident: int | None = None
+    native_id: int | None = None
+    tid_or_ident: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        given = [
+            v for v in (self.ident, self.native_id, self.tid_or_ident, self.name) if v is not None
+        ]
+        if len(given) != 1:
+            raise InvalidArgument("name the thread by exactly one of ident, TID or name")
+        number = given[0]
+        if isinstance(number, str):
+            if not number or len(number) > MAX_NAME_LENGTH:
+                raise InvalidArgument(f"a thread name must have 1 to {MAX_NAME_LENGTH} characters")
+        elif number <= 0:
+            raise InvalidArgument(f"thread id must be a positive integer, not {number}")
+
+    def __str__(self) -> str:
+        if self.name is not None:
+            return f"named {self.name!r}"
+        if self.ident is not None:
+            return f"with ident {self.ident}"
+        if self.native_id is not None:
+            return f"with native id {self.native_id}"
+        return f"with TID or ident {self.tid_or_ident}"
+
+
+def find_thread(selector: Selector) -> threading.Thread:
+    """The live thread `selector` names.
+
+    Raises:
+        ThreadNotFound: no live thread matches.
+        ProtectedThread: a name that several live threads share (refused
+            rather than guessed).
+    """
+    threads = live_threads()
+    if selector.ident is not None:
+        found = threads.get(selector.ident)
+        if found is not None:
+            return found
+    elif selector.name is not None:
+        named = [t for t in threads.values() if t.name == selector.name]
+        if len(named) > 1:
+            tids = ", ".join(str(native_id_of(t)) for t in named)
+            raise ProtectedThread(
+                f"{len(named)} threads are named {selector.name!r} (TIDs {tids}): pick one by TID"
+            )
+        if named:
+            return named[0]
+    else:
+        tid = selector.native_id or selector.tid_or_ident
+        for thread in threads.values():
+            if native_id_of(thread) == tid:
+                return thread
+        if selector.tid_or_ident is not None and selector.tid_or_ident in threads:
+            return threads[selector.tid_or_ident]
+    raise ThreadNotFound(f"no live thread {selector} in process {os.getpid()}")
