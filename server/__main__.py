@@ -45,14 +45,22 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="with --stop-on-signals: force-stop the threads still alive after the grace",
     )
-    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a library module")
+    # -m takes the rest of the command line, as `python -m` does: the module's
+    # own options (`-m waitress --listen=...`) are not threadctl's.
+    parser.add_argument(
+        "-m",
+        dest="module",
+        nargs=argparse.REMAINDER,
+        metavar="MODULE [args...]",
+        help="run a library module",
+    )
     parser.add_argument("program", nargs=argparse.REMAINDER, help="script.py [args...]")
     args = parser.parse_args(argv)
-    if args.module is None and not args.program:
+    if not args.module and not args.program:
         parser.error("give a script to run, or -m MODULE")
 
     # sys.argv first: the server reports it as the program's command line.
-    sys.argv = [args.module, *args.program] if args.module else list(args.program)
+    sys.argv = list(args.module or args.program)
     server = install(
         socket_path=args.socket,
         stop_on_signals=args.stop_on_signals,
@@ -61,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.print_address:
         print(f"threadctl: control server at {server.address}", file=sys.stderr, flush=True)
-    if args.module is not None:
-        runpy.run_module(args.module, run_name="__main__", alter_sys=True)
+    if args.module:
+        runpy.run_module(args.module[0], run_name="__main__", alter_sys=True)
     else:
         # As `python script.py` does: the script's directory replaces the
         # current directory at the head of sys.path.
