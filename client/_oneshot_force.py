@@ -6,13 +6,17 @@ threadctl's own forced stop does (server/_force.py): the thread must still
 be the same live `threading` thread while `threading`'s registry lock is
 held when the exception *class* is queued (idents are reused at once), the
 main thread needs allow_main, threads started outside `threading` are
-refused, and the answer is exited, delivered or pending with the frame the
-thread is blocked in. The exception class is made per job; a chained quiet
-threading.excepthook (it swallows only that class) lets the thread end
-without a traceback and writes the audit record instead.
+refused, and so are ThreadPoolExecutor workers (without threadctl's Future
+conversion, the stop would leave the task as a BaseException, raised again
+in whichever thread reads the result), and the answer is exited, delivered
+or pending with the frame the thread is blocked in. The exception class
+is made per job; a chained quiet threading.excepthook (it swallows only
+that class) lets the thread end without a traceback and writes the audit
+record instead.
 """
 
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -110,6 +114,23 @@ def _check_forcible(thread: threading.Thread, params: dict) -> None:
         )
     if thread is threading.main_thread() and not params["allow_main"]:
         raise JobError("refused", "the main thread is protected; use --allow-main to stop it")
+    if _is_pool_worker(thread):
+        raise JobError(
+            "refused",
+            f"thread {thread.name!r} is a concurrent.futures pool worker: a one-shot stop"
+            " would leave its task's Future as a BaseException, raised again where the"
+            " program reads the result (it ends a gunicorn gthread worker process), or hit"
+            f" its next task; run `threadctl attach {os.getpid()}` and force it there (that"
+            " ends only the task)",
+        )
+
+
+def _is_pool_worker(thread: threading.Thread) -> bool:
+    """Whether `thread` runs a ThreadPoolExecutor's worker loop (its target
+    while it runs: Thread.run drops it only after the target returned)."""
+    pool = sys.modules.get("concurrent.futures.thread")
+    worker = getattr(pool, "_worker", None)
+    return worker is not None and getattr(thread, "_target", None) is worker
 
 
 def _send_exception(thread: threading.Thread, exception: type) -> bool:
