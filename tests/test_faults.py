@@ -23,7 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import threadctl
-from support import DEADLINE, THREADCTL, Host, connect, run_cli, wait_until
+from support import DEADLINE, THREADCTL, Host, cli_json, connect, run_cli, wait_until
 from threadctl._registry import registry
 from threadctl.client import open_channel
 from threadctl.v1 import threadctl_pb2 as pb
@@ -336,6 +336,10 @@ def test_a_forked_child_without_install_has_no_server_and_the_parent_serves(
     assert host.expect("CHILD ") == f"CHILD {pid} none none"
 
     orphan = run_cli("list", "--pid", str(pid), env=env)
+    # One-shot, through the registry the child inherited: its main thread
+    # has the child's own TID (CPython keeps the parent's on it).
+    one_shot = cli_json("list", "--pid", str(pid), "--attach", env=env)
+    shown = run_cli("show", str(pid), "--pid", str(pid), "--attach", env=env)
     parent = run_cli("list", "--json", "--pid", str(host.pid), env=env)
     host.send("release")
     reaped = host.expect(f"REAPED {pid} ")
@@ -343,6 +347,9 @@ def test_a_forked_child_without_install_has_no_server_and_the_parent_serves(
 
     assert orphan.returncode == 3
     assert f"process {pid} runs no threadctl server" in orphan.stderr
+    (main,) = (t for t in one_shot["threads"] if t["main"])
+    assert (main["native_id"], main["cpu_seconds"] is not None) == (pid, True)
+    assert shown.returncode == 0, shown.stderr
     assert parent.returncode == 0, parent.stderr
     assert json.loads(parent.stdout)["process"]["pid"] == host.pid
     assert reaped == f"REAPED {pid} 0"  # the child's interpreter shut down cleanly
@@ -370,6 +377,10 @@ def test_a_forked_child_that_installs_serves_or_gets_a_clear_error(
         child = json.loads(listing.stdout)
         assert child["process"]["pid"] == pid
         assert {"MainThread", "threadctl-serve"} <= {t["name"] for t in child["threads"]}
+        main = next(t for t in child["threads"] if t["main"])
+        assert main["native_id"] == pid  # the kernel's TID, not the parent's
+        assert main["cpu_seconds"] is not None
+        assert run_cli("show", str(pid), "--pid", str(pid), env=env).returncode == 0
     else:
         assert outcome == "error", detail
         assert detail.startswith("ThreadctlError: "), detail

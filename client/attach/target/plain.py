@@ -243,13 +243,15 @@ def _force(
     forced_at = time.time()
     outcome = _settle(thread, stop, started + (wait or DELIVERY_WINDOW))
     record = _thread_record(thread) if thread.is_alive() else record
-    record.update(
-        stop_state="STOP_STATE_FORCE_DELIVERED" if stop.delivered else "STOP_STATE_FORCE_PENDING",
-        stop_reason=params["reason"],
-        stop_requested_at=forced_at,
-        forced_at=forced_at,
-        force_delivered_at=stop.delivered[0] if stop.delivered else 0.0,
-    )
+    if outcome != "STOP_OUTCOME_TASK_ENDED":  # else the request is over: as if never asked
+        delivered = bool(stop.delivered)
+        record.update(
+            stop_state="STOP_STATE_FORCE_DELIVERED" if delivered else "STOP_STATE_FORCE_PENDING",
+            stop_reason=params["reason"],
+            stop_requested_at=forced_at,
+            forced_at=forced_at,
+            force_delivered_at=stop.delivered[0] if delivered else 0.0,
+        )
     if outcome == "STOP_OUTCOME_FORCE_PENDING":
         record["blocked_in"] = _innermost(thread.ident or 0)
     _audit(params, record, outcome[len("STOP_OUTCOME_") :].lower())
