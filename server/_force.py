@@ -35,7 +35,7 @@ import time
 from types import TracebackType
 
 from threadctl import _audit, _native
-from threadctl._core import futures, quiet
+from threadctl._core import futures, quiet, traps
 from threadctl._core.landing import (
     CALLED_ON,
     GONE,
@@ -46,6 +46,7 @@ from threadctl._core.landing import (
     handling,
     moved_on,
     observe,
+    position,
     protect_package,
     send,
 )
@@ -139,8 +140,30 @@ def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpi
         state.set_stop_locked(reason)
         deferred = episode.landing is not None
     if deferred:
+        _set_trap(thread, state, episode)  # before the lander can end the stop
         _lander.add(thread, state, episode)
     return episode
+
+
+def _set_trap(thread: threading.Thread, state: ThreadState, episode: ForceEpisode) -> None:
+    """Where queuing cannot be safe (CPython 3.13+), have the thread raise the
+    stop itself at the next line of its task (see _core.traps)."""
+    landing = episode.landing
+    if landing is None or not traps.AVAILABLE:
+        return
+
+    def spring() -> type[BaseException] | None:
+        with state.lock:
+            if state.forced is not episode or episode.landing is None:
+                return None  # landed, or over, meanwhile
+            if state.critical_marks:  # raised when the section ends (CriticalSection)
+                episode.landing, episode.waits_in = None, _CRITICAL_SECTION
+                return None
+            episode.landing, episode.waits_in = None, ""
+            episode.state = ForceState.PENDING  # ForcedStop() marks it delivered
+        return ForcedStop
+
+    traps.arm(episode, thread.ident or 0, landing.task, spring)
 
 
 def settle(thread: threading.Thread, state: ThreadState) -> ForceEpisode | None:
@@ -183,6 +206,11 @@ def _observe(thread: threading.Thread) -> Landing:
 
 def _waits_text(landing: Landing) -> str:
     """What a stop deferred at `landing` waits for, in the operator's words."""
+    if not landing.waits_in and traps.AVAILABLE:
+        return (
+            f"its next line in {landing.anchor_name} (from CPython 3.13 a forced stop is raised"
+            " at a line of the thread's own code)"
+        )
     if not landing.waits_in:
         return f"it is back in {landing.anchor_name}"
     return (
@@ -204,6 +232,7 @@ def _over_locked(thread: threading.Thread, state: ThreadState, forced: ForceEpis
 
 
 def _end_locked(state: ThreadState, forced: ForceEpisode, how: str) -> None:
+    traps.disarm(forced)
     forced.ended = how
     forced.landing = None
     forced.changed.set()
@@ -215,18 +244,28 @@ class _Lander:
     """Lands deferred forced stops once their threads are where they may land.
 
     One protected daemon thread (`threadctl-force`), running only while some
-    stop waits. It tries each often while the thread moves (0.5 ms: a thread
-    busy in queue operations is outside them only now and then) and backs
+    stop waits. It tries each often while the thread moves (0.5 ms) and backs
     off to 50 ms while it stays put (blocked in a wait).
+
+    A thread busy inside protected code (logging, a queue) is at a place the
+    stop may land only now and then, and this thread sees it only when the
+    GIL passes: every switch interval (5 ms by default) beside a busy thread.
+    While such a thread is waited for, the interval is lowered to FAST_SWITCH
+    (more hand-overs, more looks), for at most BUSY_BUDGET seconds per stop,
+    and put back as soon as no busy stop waits (also when this thread ends);
+    if the host changed it meanwhile, the host's value stays.
     """
 
     FAST = 0.0005
     SLOW = 0.05
+    FAST_SWITCH = 0.0002
+    BUSY_BUDGET = 5.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting: dict[ThreadState, tuple[threading.Thread, ForceEpisode]] = {}
-        self._position: dict[ThreadState, tuple[int, int]] = {}  # anchor offset, unchanged tries
+        # where each thread was at the last try, and how many tries it stayed there
+        self._position: dict[ThreadState, tuple[tuple[int, int] | None, int]] = {}
         self._wake = threading.Event()
         self._running = False
 
@@ -245,24 +284,35 @@ class _Lander:
 
     def _run(self) -> None:
         registry.protect(threading.current_thread())
-        while True:
-            with self._lock:
-                waiting = list(self._waiting.items())
-                if not waiting:
-                    self._running = False
-                    return
-                self._wake.clear()
-            delay = self.SLOW
-            for state, (thread, episode) in waiting:
-                next_try = self._attempt(thread, state, episode)
-                if next_try is None:
-                    with self._lock:
-                        if self._waiting.get(state, (None, None))[1] is episode:
-                            del self._waiting[state]
-                            self._position.pop(state, None)
+        switch = _SwitchInterval(self.FAST_SWITCH)
+        try:
+            while True:
+                with self._lock:
+                    waiting = list(self._waiting.items())
+                    if not waiting:
+                        self._running = False
+                        return
+                    self._wake.clear()
+                delay, busy = self.SLOW, False
+                for state, (thread, episode) in waiting:
+                    next_try = self._attempt(thread, state, episode)
+                    if next_try is None:
+                        with self._lock:
+                            if self._waiting.get(state, (None, None))[1] is episode:
+                                del self._waiting[state]
+                                traps.disarm(episode)
+                                self._position.pop(state, None)
+                    else:
+                        delay = min(delay, next_try)
+                        started = episode.forced_at
+                        busy |= next_try == self.FAST and time.time() - started < self.BUSY_BUDGET
+                if busy:
+                    switch.lower()
                 else:
-                    delay = min(delay, next_try)
-            self._wake.wait(delay)
+                    switch.restore()
+                self._wake.wait(delay)
+        finally:
+            switch.restore()
 
     def _attempt(
         self, thread: threading.Thread, state: ThreadState, episode: ForceEpisode
@@ -278,7 +328,8 @@ class _Lander:
             if state.critical_marks:  # raised when the section ends (CriticalSection)
                 episode.landing, episode.waits_in = None, _CRITICAL_SECTION
                 return None
-            if moved_on(landing):
+            now = position(landing)
+            if now is None:
                 _end_locked(state, episode, "moved_on")
                 return None
             landed = send(thread, landing, ForcedStop)
@@ -293,10 +344,9 @@ class _Lander:
                 if landed == SENT:
                     episode.state, episode.waits_in = ForceState.PENDING, ""
                 return None
-            offset = landing.anchor.f_lasti
-        before, unchanged = self._position.get(state, (offset, 0))
-        unchanged = unchanged + 1 if offset == before else 0
-        self._position[state] = (offset, unchanged)
+        before, unchanged = self._position.get(state, (now, 0))
+        unchanged = unchanged + 1 if now == before else 0
+        self._position[state] = (now, unchanged)
         return min(self.SLOW, self.FAST * 2 ** (unchanged // 4))
 
     def forget_after_fork(self) -> None:
@@ -306,6 +356,28 @@ class _Lander:
         self._position = {}
         self._wake = threading.Event()
         self._running = False
+
+
+class _SwitchInterval:
+    """Lowers sys.setswitchinterval() and puts the host's value back."""
+
+    def __init__(self, fast: float) -> None:
+        self._fast = fast
+        self._host: float | None = None
+        self._ours = 0.0  # the value as the interpreter reports it back
+
+    def lower(self) -> None:
+        if self._host is None:
+            host = sys.getswitchinterval()
+            if host > self._fast:
+                self._host = host
+                sys.setswitchinterval(self._fast)
+                self._ours = sys.getswitchinterval()
+
+    def restore(self) -> None:
+        host, self._host = self._host, None
+        if host is not None and sys.getswitchinterval() == self._ours:
+            sys.setswitchinterval(host)  # unless the host changed it meanwhile
 
 
 _lander = _Lander()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import logging
-from types import FrameType
+from types import CodeType, FrameType
 
 from threadctl._core import landing
 
@@ -39,7 +39,12 @@ def install_injector() -> None:
     warned = []
 
     def inject(
-        ident: int, exc: type[BaseException], anchor: FrameType, ok: int, files: set[str]
+        ident: int,
+        exc: type[BaseException],
+        anchor: FrameType,
+        ok: int,
+        files: set[str],
+        safe: dict[CodeType, set[int]],
     ) -> int:
         if not warned:
             warned.append(True)
@@ -48,7 +53,7 @@ def install_injector() -> None:
                 " they land in Python, which a heavily loaded machine can race (reinstall"
                 " threadctl with a C compiler present)"
             )
-        return python(ident, exc, anchor, ok, files)
+        return python(ident, exc, anchor, ok, files, safe)
 
     landing.set_injector(inject)
 
@@ -69,6 +74,7 @@ def _load() -> landing.Injector | None:
         ctypes.py_object,
         ctypes.py_object,
         ctypes.c_int,
+        ctypes.py_object,
         ctypes.py_object,
     ]
     land.restype = ctypes.c_int

@@ -470,15 +470,21 @@ def test_one_shots_leave_the_process_as_they_found_it(env: dict[str, str]) -> No
         after = _footprint(host.pid)
 
         assert after == before
-        assert before["agent mappings"] == 0
+        assert not _threadctl_mapped(before)
         assert _modules(host) == modules_before
         stopped = attach_cli("stop", spinner, "--force", "--wait", "10", "--pid", pid, env=env)
         assert stopped.returncode == 0, stopped.stderr
         host.expect("FINALLY spinner")
-        assert _footprint(host.pid)["agent mappings"] == 0
+        assert not _threadctl_mapped(_footprint(host.pid))
         assert _modules(host) == modules_before
     finally:
         host.stop()
+
+
+def _threadctl_mapped(footprint: dict[str, object]) -> list[str]:
+    files = footprint["mapped files"]
+    assert isinstance(files, list)
+    return [name for name in files if "threadctl" in name]
 
 
 def _modules(host: Host) -> list[str]:
@@ -486,14 +492,14 @@ def _modules(host: Host) -> list[str]:
     return list(json.loads(host.expect("MODULES ")[len("MODULES ") :]))
 
 
-def _footprint(pid: int) -> dict[str, int]:
-    """What a one-shot could leave in process `pid`: mappings (and those of
-    the agent library), open files, threads."""
-    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+def _footprint(pid: int) -> dict[str, object]:
+    """What a one-shot could leave in process `pid`: mapped files (a library
+    left loaded), open files, threads. Not anonymous mappings: the
+    allocator maps and unmaps arenas as it likes (one more on 3.10 in CI)."""
     wait_until(lambda: "threadctl-agent" not in tasks(pid).values(), what="the agent to end")
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
     return {
-        "mappings": len(maps),
-        "agent mappings": sum("threadctl-agent" in line for line in maps),
+        "mapped files": sorted({line.split()[5] for line in maps if len(line.split()) > 5}),
         "files": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": len(os.listdir(f"/proc/{pid}/task")),
     }

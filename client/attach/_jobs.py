@@ -51,7 +51,16 @@ _MAX_RESULT_BYTES = 64 * 1024 * 1024
 _TARGET = Path(__file__).parent / "target"
 _CORE = Path(threadctl._core.__file__).parent
 # What each kind of job ships (besides target/runner.py), in load order.
-_CORE_MODULES = ("frames", "known_waits", "procfs", "landing", "futures", "quiet")
+_CORE_MODULES = (
+    "frames",
+    "known_waits",
+    "procfs",
+    "source",
+    "traps",
+    "landing",
+    "futures",
+    "quiet",
+)
 _SHIPPED = {"plain": (*_CORE_MODULES, "plain"), "attach": ("attach",)}
 
 

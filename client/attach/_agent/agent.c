@@ -65,8 +65,8 @@ typedef int (*dict_set_fn)(void *, const char *, void *);
 
 /* From landing.c, linked into this library. */
 int threadctl_landing_available(void);
-int threadctl_land(unsigned long ident, void *exc, void *anchor, int descendants_ok,
-                   void *protected_files);
+int threadctl_land(unsigned long ident, void *exc, void *task, int descendants_ok,
+                   void *protected_files, void *safe_lines);
 
 /* PyMethodDef, whose layout every CPython 3 shares. */
 struct method_def {
@@ -100,18 +100,18 @@ static const char BOOTSTRAP[] =
     "    finally:\n"
     "        job_globals.clear()\n";
 
-/* AGENT_LAND(ident, exception, anchor, descendants_ok, protected_files) */
+/* AGENT_LAND(ident, exception, task frames, descendants_ok, protected_files, safe_lines) */
 static void *land_builtin(void *self, void *args)
 {
     unsigned long ident;
-    void *exc, *anchor, *files;
+    void *exc, *task, *files, *safe;
     int descendants_ok, result;
 
     (void)self;
-    if (!parse_tuple(args, "kOOiO", &ident, &exc, &anchor, &descendants_ok, &files)) {
+    if (!parse_tuple(args, "kOOiOO", &ident, &exc, &task, &descendants_ok, &files, &safe)) {
         return NULL;
     }
-    result = threadctl_land(ident, exc, anchor, descendants_ok, files);
+    result = threadctl_land(ident, exc, task, descendants_ok, files, safe);
     return result == -2 ? NULL : long_from_long(result);
 }
 

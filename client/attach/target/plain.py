@@ -22,10 +22,10 @@ import sys
 import time
 
 if __package__ and __package__ != "threadctl.client.attach.target":  # in a job
-    from . import frames, known_waits, landing, procfs, quiet  # type: ignore[attr-defined]
+    from . import frames, known_waits, landing, procfs, quiet, traps  # type: ignore[attr-defined]
     from . import futures as futures_module  # type: ignore[attr-defined]
 else:  # type checkers and linters see the core where it lives
-    from threadctl._core import frames, known_waits, landing, procfs, quiet
+    from threadctl._core import frames, known_waits, landing, procfs, quiet, traps
     from threadctl._core import futures as futures_module
 
 TYPE_CHECKING = False
@@ -288,6 +288,8 @@ def _send_until(
     thread: threading.Thread, where: landing.Landing, exception: type, deadline: float
 ) -> str:
     """Send when the thread is where the stop may land, trying until `deadline`."""
+    if landing.QUEUE_UNSAFE:
+        return _trap_until(thread, where, exception, deadline)
     delay = 0.0005
     while True:
         sent = landing.send(thread, where, exception)
@@ -297,6 +299,44 @@ def _send_until(
             return landing.GONE
         time.sleep(delay)
         delay = min(0.02, delay * 1.5)
+
+
+def _trap_until(
+    thread: threading.Thread, where: landing.Landing, exception: type, deadline: float
+) -> str:
+    """CPython 3.13+, where nothing may be queued (landing.safe_lines): the
+    thread raises the stop itself at its next line of the task (traps),
+    while the job waits for that until `deadline`. The trap and the tool id
+    are given back before the job ends: nothing of the job stays registered."""
+    lock = sys.modules["_thread"].allocate_lock()
+    fired: list[bool] = []
+    closed: list[bool] = []
+    key = object()
+
+    def spring() -> type | None:
+        with lock:
+            if closed:
+                return None
+            fired.append(True)
+        return exception
+
+    if not traps.arm(key, thread.ident or 0, where.task, spring):
+        return landing.NOT_NOW  # a debugger holds both free tool ids
+    try:
+        delay = 0.0005
+        while not fired and thread.is_alive() and time.monotonic() < deadline:
+            if landing.moved_on(where):
+                break
+            time.sleep(delay)
+            delay = min(0.02, delay * 1.5)
+    finally:
+        with lock:
+            closed.append(True)
+        traps.disarm(key)
+        traps.release()
+    if fired:
+        return landing.SENT
+    return landing.NOT_NOW if thread.is_alive() and not landing.moved_on(where) else landing.GONE
 
 
 def _settle(thread: threading.Thread, stop: _StopClass, deadline: float) -> str:

@@ -20,8 +20,6 @@ import sys
 
 JOB_API_VERSION = 1
 PACKAGE = "__threadctl_job__"
-# Modules loaded into PACKAGE, in an order where each one's imports come first.
-ORDER = ("frames", "known_waits", "procfs", "landing", "futures", "quiet", "plain", "attach")
 
 
 def run_job(job_dir: str, agent_land: object, sources: dict, params: dict) -> None:
@@ -86,14 +84,12 @@ def _load(sources: dict) -> dict:
     package.__package__ = PACKAGE
     sys.modules[PACKAGE] = package
     modules = {}
-    for name in ORDER:
-        if name not in sources:
-            continue
+    for name, source in sources.items():  # in load order: each one's imports come first
         module = module_type(f"{PACKAGE}.{name}")
         module.__package__ = PACKAGE
         module.__file__ = f"<threadctl job: {name}>"
         sys.modules[module.__name__] = module
-        exec(compile(sources[name], module.__file__, "exec"), module.__dict__)  # noqa: S102
+        exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
         setattr(package, name, module)
         modules[name] = module
     return modules

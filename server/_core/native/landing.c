@@ -11,12 +11,12 @@
  * interval, or whenever the OS deschedules the caller on a loaded machine);
  * this function runs no bytecode and releases nothing, so it cannot.
  *
- * The caller (server/_landing.py) passes what it observed when the stop was
- * requested: `anchor`, the innermost frame outside the protected code (the
+ * The caller (server/_core/landing.py) passes what it observed when the stop
+ * was requested: the task's frames (outside the protected code: the
  * standard library's lock wrappers, threadctl itself), and whether frames
- * the anchor calls may take the stop too. The stop lands only in the anchor,
- * or in a frame it called that is not protected, so it never hits code the
- * thread started after the request (the next task of a pool worker).
+ * they call may take the stop too. The stop lands only in those frames, or
+ * in frames they called, so it never hits code the thread started after the
+ * request (the next task of a pool worker).
  *
  * No Python symbol is linked: each is looked up with dlsym() in the running
  * interpreter, so one build serves every CPython version (as the attach
@@ -37,6 +37,7 @@ static PyObject *(*frame_get_back)(PyObject *);
 static PyObject *(*frame_get_code)(PyObject *);
 static PyObject *(*get_attr_string)(PyObject *, const char *);
 static int (*set_contains)(PyObject *, PyObject *);
+static int (*frame_get_line_number)(PyObject *);
 static int (*set_async_exc)(unsigned long, PyObject *);
 static int (*gc_disable)(void);
 static int (*gc_enable)(void);
@@ -53,6 +54,7 @@ __attribute__((visibility("default"))) int threadctl_landing_available(void)
            LOOKUP(frame_get_code, "PyFrame_GetCode") &&
            LOOKUP(get_attr_string, "PyObject_GetAttrString") &&
            LOOKUP(set_contains, "PySet_Contains") &&
+           LOOKUP(frame_get_line_number, "PyFrame_GetLineNumber") &&
            LOOKUP(set_async_exc, "PyThreadState_SetAsyncExc") &&
            LOOKUP(gc_disable, "PyGC_Disable") && LOOKUP(gc_enable, "PyGC_Enable") &&
            LOOKUP(dec_ref, "Py_DecRef");
@@ -71,28 +73,79 @@ static int is_protected(PyObject *frame, PyObject *protected_files)
     return found;
 }
 
-/* 1 if `anchor` is `frame` or one of its callers, 0 if not. */
-static int on_stack(PyObject *frame, PyObject *anchor)
+/* 1 if `frame` is at one of `safe_lines` ({code: set of lines}): library code
+ * written for an exception raised there, 0 if not, -1 on error. */
+static int in_safe_region(PyObject *frame, PyObject *safe_lines)
 {
-    PyObject *walked = frame_get_back(frame);
-    while (walked != NULL) {
-        PyObject *back;
-        if (walked == anchor) {
-            dec_ref(walked);
-            return 1;
+    PyObject *code = frame_get_code(frame);
+    PyObject *lines = dict_get_item(safe_lines, code); /* borrowed */
+    int found = 0;
+    if (lines != NULL) {
+        PyObject *line = long_from_unsigned_long((unsigned long)frame_get_line_number(frame));
+        found = line == NULL ? -1 : set_contains(lines, line);
+        if (line != NULL) {
+            dec_ref(line);
         }
+    }
+    dec_ref(code);
+    return found;
+}
+
+/* Whether a stop raised in `top` now would land where it may (see
+ * threadctl_land): 1 yes, 0 not now, 2 not now (code the anchor called after
+ * the request), -1 on error. The anchor is the innermost frame still running
+ * of `task` (a set of frames observed at the request, innermost first). */
+static int landable(PyObject *top, PyObject *task, int descendants_ok, PyObject *protected_files,
+                    PyObject *safe_lines)
+{
+    int any_protected = 0, all_safe = 1, result = 0, at_anchor = 0;
+    PyObject *walked = top, *back;
+
+    /* `walked` is borrowed while it is `top`, a new reference after. */
+    while (walked != NULL) {
+        int in_task = set_contains(task, walked);
+        int protected_code, safe;
+        if (in_task != 0) {
+            at_anchor = in_task > 0;
+            result = in_task < 0 ? -1 : 0;
+            break;
+        }
+        protected_code = is_protected(walked, protected_files);
+        safe = protected_code > 0 ? in_safe_region(walked, safe_lines) : 0;
+        if (protected_code < 0 || safe < 0) {
+            result = -1;
+            break;
+        }
+        any_protected |= protected_code;
+        all_safe &= !protected_code || safe;
         back = frame_get_back(walked);
-        dec_ref(walked);
+        if (walked != top) {
+            dec_ref(walked);
+        }
         walked = back;
     }
-    return 0;
+    if (at_anchor) {
+        if (walked == top) {
+            result = 1;
+        } else {
+            result = !any_protected ? (descendants_ok ? 1 : 2) : all_safe;
+        }
+    }
+    if (walked != NULL && walked != top) {
+        dec_ref(walked);
+    }
+    return result;
 }
 
 /*
- * Queue `exc` (a class) in thread `ident` if its innermost frame is `anchor`,
- * or (with `descendants_ok`) a frame called from the anchor that does not run
- * protected code. Call with the GIL held (ctypes.PyDLL), after
- * threadctl_landing_available() returned 1.
+ * Queue `exc` (a class) in thread `ident` if its innermost frame is where a
+ * stop may land: the anchor (the innermost frame of `task` still running); a
+ * frame the anchor called through no protected code (only with
+ * `descendants_ok`); or protected code called from the anchor in which every
+ * frame is at one of `safe_lines` (a Queue.get and the Condition.wait under
+ * it, blocked, where an exception unwinds cleanly).
+ * Call with the GIL held (ctypes.PyDLL), after threadctl_landing_available()
+ * returned 1.
  *
  * Returns 1 if queued, 0 if not now (try again later), 2 if not now because
  * the thread runs code the anchor called after the request (where a stop
@@ -102,11 +155,12 @@ static int on_stack(PyObject *frame, PyObject *anchor)
  * which are Python code.
  */
 __attribute__((visibility("default"))) int threadctl_land(unsigned long ident, PyObject *exc,
-                                                          PyObject *anchor, int descendants_ok,
-                                                          PyObject *protected_files)
+                                                          PyObject *task, int descendants_ok,
+                                                          PyObject *protected_files,
+                                                          PyObject *safe_lines)
 {
     int gc_was_enabled = gc_disable();
-    int result = -2;
+    int result = -2, landed;
     PyObject *frames = current_frames();
     PyObject *key = frames == NULL ? NULL : long_from_unsigned_long(ident);
     PyObject *top;
@@ -117,23 +171,13 @@ __attribute__((visibility("default"))) int threadctl_land(unsigned long ident, P
     top = dict_get_item(frames, key); /* borrowed */
     if (top == NULL) {
         result = -1;
-    } else if (top == anchor) {
+        goto done;
+    }
+    landed = landable(top, task, descendants_ok, protected_files, safe_lines);
+    if (landed == 1) {
         result = set_async_exc(ident, exc) == 1 ? 1 : -1;
-    } else if (!descendants_ok) {
-        /* 2: back in the thread's own code, but in frames it called after
-         * the request (it was waiting in protected code then) */
-        int protected_code = is_protected(top, protected_files);
-        if (protected_code < 0) {
-            goto done;
-        }
-        result = !protected_code && on_stack(top, anchor) ? 2 : 0;
     } else {
-        int protected_code = is_protected(top, protected_files);
-        if (protected_code < 0) {
-            goto done;
-        }
-        result = !protected_code && on_stack(top, anchor) ? (set_async_exc(ident, exc) == 1 ? 1 : -1)
-                                                          : 0;
+        result = landed < 0 ? -2 : landed;
     }
 done:
     if (key != NULL) {

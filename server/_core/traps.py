@@ -1,0 +1,170 @@
+"""Line traps: a forced stop raised at a line of the task's own code, by the
+thread itself (CPython 3.13 and later).
+
+On 3.13 an exception queued while a thread waits inside the standard
+library's lock code is raised at a place nobody can predict (see
+landing.safe_lines), so a stop of a thread blocked in Event.wait or
+Queue.get cannot be queued there. It waits, and this module sets a trap
+instead: sys.monitoring LINE events on the code objects of the task's
+frames (landing.Landing.task). When the thread runs the next line of one of
+them (its wait returned, it is back in its own code), the callback, running
+in that thread, raises the stop: the cleanest place a stop can have, the
+start of a line of the code it was meant for, as if that line began with
+`raise`. Not at every line. Only at a line under the same exception handler
+as where the frame was when the stop was asked: a stop asked while
+`try: time.sleep(2) except ThreadStopped:` sleeps must be raised inside
+that `try` (the loop header that runs next is outside it), as a queued
+exception would have been. Not at a `with` header's line, which is also
+where the block's exit runs, nor in except and finally bodies, which are
+cleanup (source.cleanup_lines). And not at a line that begins with a NOP
+(`pass`): measured on 3.13, it may lie outside the exception table, because
+the compiler assumes a NOP cannot raise, and an exception raised there
+skips the function's `with` exits and `except` blocks (a semaphore left
+held in 1 of 3 random stops of `while True: with sem: pass`). The trap
+waits for another line.
+
+Cost: while a trap is set, every line of those code objects calls the
+callback, in every thread that runs them (the others return at once), so
+traps are removed as soon as the stop lands or is over. A debugger or
+coverage tool holding both tool ids that are free by convention (3 and 4)
+leaves no room for the trap: then the stop waits for the landing thread.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+from opcode import opmap
+
+from .source import cleanup_lines
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import CodeType, FrameType
+
+    # called in the trapped thread at a line of its task: the exception to
+    # raise there, or None (the stop landed meanwhile, or is over)
+    Spring = Callable[[], type[BaseException] | None]
+
+AVAILABLE = sys.version_info >= (3, 13) and hasattr(sys, "monitoring")
+_TOOL_IDS = (4, 3)
+_NOP = opmap["NOP"]
+_tool: int | None = None
+_lock = _thread.allocate_lock()  # arm and disarm run in several threads
+# code object -> {thread ident: (the stop, {task frame: its handler when armed}, spring)}
+_armed: dict[CodeType, dict[int, tuple[object, dict[FrameType, int | None], Spring]]] = {}
+_handlers: dict[CodeType, list[tuple[int, int, int]]] = {}
+
+
+def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) -> bool:
+    """Trap the next line thread `ident` runs in one of `task`'s frames, for
+    the stop `stop` (any object naming it, given again to disarm). False
+    where no trap can be set (older CPython, no free tool id)."""
+    if not AVAILABLE or not _claim_tool():
+        return False
+    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    for frame in task:
+        cleanup_lines(frame.f_code)  # read the source now, not in the trapped thread
+    where = {frame: handler_at(frame.f_code, frame.f_lasti) for frame in task}
+    with _lock:
+        for frame in task:
+            threads = _armed.setdefault(frame.f_code, {})
+            if not threads:
+                monitoring.set_local_events(_tool, frame.f_code, monitoring.events.LINE)
+            threads[ident] = (stop, where, spring)
+    return True
+
+
+def handler_at(code: CodeType, offset: int) -> int | None:
+    """The offset of the exception handler covering instruction `offset` of
+    `code` (None: an exception there leaves the function), from the code's
+    exception table (format: CPython's InternalDocs/exception_handling.md)."""
+    if code not in _handlers:
+        entries, table = [], iter(code.co_exceptiontable)
+        try:
+            while True:
+                start = _varint(table) * 2
+                end = start + _varint(table) * 2
+                entries.append((start, end, _varint(table) * 2))
+                _varint(table)  # stack depth and lasti flag
+        except StopIteration:
+            _handlers[code] = entries
+    return next((target for start, end, target in _handlers[code] if start <= offset < end), None)
+
+
+def _varint(table: Iterator[int]) -> int:
+    byte = next(table)
+    value = byte & 63
+    while byte & 64:
+        byte = next(table)
+        value = (value << 6) | (byte & 63)
+    return value
+
+
+def disarm(stop: object) -> None:
+    """Remove every trap set for `stop` (idempotent). By stop, not by thread:
+    a thread's ident is reused by the next thread as soon as it ends, and
+    ending an old stop must not remove the trap of a new one."""
+    with _lock:
+        for code, threads in list(_armed.items()):
+            for ident in [ident for ident, (armed, _, _) in threads.items() if armed is stop]:
+                del threads[ident]
+            if not threads:
+                del _armed[code]
+                if _tool is not None:
+                    sys.monitoring.set_local_events(_tool, code, 0)  # type: ignore[attr-defined]
+
+
+def release() -> None:
+    """Give the tool id back once no trap is set (a one-shot job, which must
+    leave nothing of its own registered in the process)."""
+    global _tool
+    with _lock:
+        if _tool is None or _armed:
+            return
+        sys.monitoring.register_callback(_tool, sys.monitoring.events.LINE, None)  # type: ignore[attr-defined]
+        sys.monitoring.free_tool_id(_tool)  # type: ignore[attr-defined]
+        _tool = None
+
+
+def _on_line(code: CodeType, line: int) -> object:
+    threads = _armed.get(code)
+    if not threads:
+        return None
+    ident = _thread.get_ident()
+    found = threads.get(ident)
+    if found is None:
+        return None
+    stop, where, spring = found
+    frame = sys._getframe(1)
+    if frame not in where:
+        return None  # another frame running the same code
+    if (
+        handler_at(code, frame.f_lasti) != where[frame]
+        or line in cleanup_lines(code)
+        or code.co_code[frame.f_lasti] == _NOP
+    ):
+        return None  # not a line to raise at
+
+    disarm(stop)
+    exception = spring()
+    if exception is not None:
+        raise exception
+    return None
+
+
+def _claim_tool() -> bool:
+    global _tool
+    if _tool is not None:
+        return True
+    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    for tool in _TOOL_IDS:
+        try:
+            monitoring.use_tool_id(tool, "threadctl")
+        except ValueError:
+            continue  # taken by someone else
+        monitoring.register_callback(tool, monitoring.events.LINE, _on_line)
+        _tool = tool
+        return True
+    return False
