@@ -4,6 +4,7 @@ SIGINT/SIGTERM handling, with real processes and real signals."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Callable
 
@@ -86,6 +87,20 @@ def test_without_the_option_no_signal_handler_is_installed(start_host: StartHost
     assert "SignalStopper" in chained.ready["handlers"]["SIGINT"]
 
 
+def test_sigterm_stops_while_the_main_thread_waits_in_c_code_that_retries_on_eintr(
+    start_host: StartHost,
+) -> None:
+    # os.system() is C system() in a waitpid loop: no Python handler can run
+    # until the shell ends, which it never does by itself here.
+    host = start_host("sigprog.py", "--in-c", "coop", launcher=[*LAUNCH, "--grace", "2"])
+    host.expect("IN C")
+
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop-0")
+
+
 def test_an_ignored_sigint_is_left_alone_and_sigterm_still_stops(start_host: StartHost) -> None:
     launcher = [*with_sigint("SIG_IGN"), *ON_SIGNALS, "--grace", "2"]
     host = start_host("sigprog.py", "coop", launcher=launcher)
@@ -97,6 +112,59 @@ def test_an_ignored_sigint_is_left_alone_and_sigterm_still_stops(start_host: Sta
 
     assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM  # SIGTERM was the first signal
     host.expect("FINALLY coop-0")
+
+
+def test_a_wakeup_fd_set_before_install_still_gets_its_signals(start_host: StartHost) -> None:
+    host = start_host("sigchain.py", "asyncio-first")
+    assert host.ready["wakeup"] != ["asyncio"]  # threadctl's is in front
+
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")  # asyncio's handler ran: its wakeup fd got the byte
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop")
+
+
+def test_close_puts_the_previous_wakeup_fd_and_handler_back(start_host: StartHost) -> None:
+    host = start_host("sigchain.py", "asyncio-first")
+
+    host.send("close")
+
+    closed = json.loads(host.expect("CLOSED ")[len("CLOSED ") :])
+    assert closed == {"SIGTERM": str(signal.SIG_DFL), "wakeup": ["asyncio"]}
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")
+
+
+def test_a_wakeup_fd_set_after_install_takes_over_and_sigterm_still_stops(
+    start_host: StartHost,
+) -> None:
+    host = start_host("sigchain.py", "asyncio-after", launcher=[*LAUNCH, "--grace", "2"])
+    assert host.ready["wakeup"] == ["asyncio"]  # threadctl does not fight for it
+
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop")
+
+
+def test_a_forked_child_gets_the_previous_handling_back_and_its_signals_stay_its_own(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("sigchain.py", "fork", launcher=[*LAUNCH, "--grace", "10"])
+    assert "SignalStopper" in host.ready["SIGTERM"]
+
+    host.send("fork")
+    child = json.loads(host.expect("CHILD ")[len("CHILD ") :])
+    pid = child.pop("pid")
+    assert child == {"SIGTERM": str(signal.SIG_DFL), "wakeup": [-1]}
+    os.kill(pid, signal.SIGTERM)
+
+    host.expect(f"CHILD EXITED {-signal.SIGTERM}")
+    assert _stop_state(host, env, "coop") == "none"  # the parent stopped nothing
 
 
 def test_stop_all_from_the_cli_reports_every_thread(workers: Host, env: dict[str, str]) -> None:
