@@ -4,23 +4,34 @@ SIGINT/SIGTERM handling, with real processes and real signals."""
 from __future__ import annotations
 
 import json
+import os
 import signal
-import sys
 from collections.abc import Callable
-
-import pytest
 
 from support import DEADLINE, Host, cli_json, run_cli, wait_until
 
 StartHost = Callable[..., Host]
-# Known issue: on CPython 3.13 the Python-level handler sometimes does not run
-# while the main thread is in Thread.join() beside a busy thread, so the stop
-# that the handler triggers does not start (seen in CI, not yet understood).
-signals_reliable = pytest.mark.skipif(
-    sys.version_info[:2] == (3, 13),
-    reason="known issue on CPython 3.13: the signal handler may not run during join()",
+
+
+def with_sigint(disposition: str) -> list[str]:
+    """Interpreter arguments that start the host with SIGINT at `disposition`
+    ("SIG_DFL", "SIG_IGN"), set by a tiny program that then execs it.
+
+    A terminal gives a program SIG_DFL, and Python turns that into
+    KeyboardInterrupt. A non-interactive shell starts background jobs with
+    SIGINT ignored, Popen and exec keep it so, and threadctl rightly leaves an
+    ignored signal alone: without this, a suite started as `make test &` from
+    a script fails every SIGINT test.
+    """
+    return ["-c", _EXEC_WITH_SIGINT, disposition]
+
+
+_EXEC_WITH_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, getattr(signal, sys.argv[1]));"
+    " os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
 )
-LAUNCH = ["-m", "threadctl", "--stop-on-signals", "INT,TERM"]
+ON_SIGNALS = ["-m", "threadctl", "--stop-on-signals", "INT,TERM"]
+LAUNCH = [*with_sigint("SIG_DFL"), *ON_SIGNALS]
 
 
 def _stop_state(host: Host, env: dict[str, str], name: str) -> str:
@@ -28,7 +39,6 @@ def _stop_state(host: Host, env: dict[str, str], name: str) -> str:
     return next(t["stop_state"] for t in threads if t["name"] == name)
 
 
-@signals_reliable
 def test_sigint_stops_cooperative_workers_and_exits_like_keyboardinterrupt(
     start_host: StartHost,
 ) -> None:
@@ -41,7 +51,6 @@ def test_sigint_stops_cooperative_workers_and_exits_like_keyboardinterrupt(
     host.expect("FINALLY coop-1")
 
 
-@signals_reliable
 def test_sigterm_stops_workers_then_terminates_as_sigterm_would(start_host: StartHost) -> None:
     # The host's stdin reader (a daemon thread) never exits: stop_all waits for
     # it too, until the grace period ends; then SIGTERM's default action.
@@ -53,7 +62,6 @@ def test_sigterm_stops_workers_then_terminates_as_sigterm_would(start_host: Star
     host.expect("FINALLY coop-0")
 
 
-@signals_reliable
 def test_second_sigint_during_the_grace_forces_at_once(
     start_host: StartHost, env: dict[str, str]
 ) -> None:
@@ -69,7 +77,7 @@ def test_second_sigint_during_the_grace_forces_at_once(
 
 
 def test_without_the_option_no_signal_handler_is_installed(start_host: StartHost) -> None:
-    plain = start_host("sigprog.py", "coop", launcher=["-m", "threadctl"])
+    plain = start_host("sigprog.py", "coop", launcher=[*with_sigint("SIG_DFL"), "-m", "threadctl"])
     chained = start_host("sigprog.py", "coop", launcher=LAUNCH)
 
     assert plain.ready["handlers"] == {
@@ -77,6 +85,86 @@ def test_without_the_option_no_signal_handler_is_installed(start_host: StartHost
         "SIGTERM": str(signal.SIG_DFL),
     }
     assert "SignalStopper" in chained.ready["handlers"]["SIGINT"]
+
+
+def test_sigterm_stops_while_the_main_thread_waits_in_c_code_that_retries_on_eintr(
+    start_host: StartHost,
+) -> None:
+    # os.system() is C system() in a waitpid loop: no Python handler can run
+    # until the shell ends, which it never does by itself here.
+    host = start_host("sigprog.py", "--in-c", "coop", launcher=[*LAUNCH, "--grace", "2"])
+    host.expect("IN C")
+
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop-0")
+
+
+def test_an_ignored_sigint_is_left_alone_and_sigterm_still_stops(start_host: StartHost) -> None:
+    launcher = [*with_sigint("SIG_IGN"), *ON_SIGNALS, "--grace", "2"]
+    host = start_host("sigprog.py", "coop", launcher=launcher)
+    assert host.ready["handlers"]["SIGINT"] == str(signal.SIG_IGN)
+    assert "SignalStopper" in host.ready["handlers"]["SIGTERM"]
+
+    host.proc.send_signal(signal.SIGINT)  # discarded by the kernel
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM  # SIGTERM was the first signal
+    host.expect("FINALLY coop-0")
+
+
+def test_a_wakeup_fd_set_before_install_still_gets_its_signals(start_host: StartHost) -> None:
+    host = start_host("sigchain.py", "asyncio-first")
+    assert host.ready["wakeup"] != ["asyncio"]  # threadctl's is in front
+
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")  # asyncio's handler ran: its wakeup fd got the byte
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop")
+
+
+def test_close_puts_the_previous_wakeup_fd_and_handler_back(start_host: StartHost) -> None:
+    host = start_host("sigchain.py", "asyncio-first")
+
+    host.send("close")
+
+    closed = json.loads(host.expect("CLOSED ")[len("CLOSED ") :])
+    assert closed == {"SIGTERM": str(signal.SIG_DFL), "wakeup": ["asyncio"]}
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")
+
+
+def test_a_wakeup_fd_set_after_install_takes_over_and_sigterm_still_stops(
+    start_host: StartHost,
+) -> None:
+    host = start_host("sigchain.py", "asyncio-after", launcher=[*LAUNCH, "--grace", "2"])
+    assert host.ready["wakeup"] == ["asyncio"]  # threadctl does not fight for it
+
+    host.proc.send_signal(signal.SIGUSR1)
+    host.expect("USR1")
+    host.proc.send_signal(signal.SIGTERM)
+
+    assert host.proc.wait(timeout=DEADLINE) == -signal.SIGTERM
+    host.expect("FINALLY coop")
+
+
+def test_a_forked_child_gets_the_previous_handling_back_and_its_signals_stay_its_own(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
+    host = start_host("sigchain.py", "fork", launcher=[*LAUNCH, "--grace", "10"])
+    assert "SignalStopper" in host.ready["SIGTERM"]
+
+    host.send("fork")
+    child = json.loads(host.expect("CHILD ")[len("CHILD ") :])
+    pid = child.pop("pid")
+    assert child == {"SIGTERM": str(signal.SIG_DFL), "wakeup": [-1]}
+    os.kill(pid, signal.SIGTERM)
+
+    host.expect(f"CHILD EXITED {-signal.SIGTERM}")
+    assert _stop_state(host, env, "coop") == "none"  # the parent stopped nothing
 
 
 def test_stop_all_from_the_cli_reports_every_thread(workers: Host, env: dict[str, str]) -> None:
