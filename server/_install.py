@@ -32,6 +32,7 @@ from threadctl._executor import DaemonThreadPool
 from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
+from threadctl._shutdown import stop_within_bound
 from threadctl._signals import SignalStopper
 from threadctl._socket_files import (
     answers_http2,
@@ -182,7 +183,7 @@ class ControlServer:
         if self._listening:
             with contextlib.suppress(ValueError, RuntimeError):  # start() may be what failed
                 self._server.start()
-            self._server.stop(None).wait()
+            stop_within_bound(self._server, self._pool, None)
         self._pool.shutdown(wait=False)
         for path in (self.socket_path, self.token_path):
             path.unlink(missing_ok=True)
@@ -205,7 +206,7 @@ class ControlServer:
             self._signal_stopper.uninstall()
         if os.getpid() == self.pid:
             self._health.enter_graceful_shutdown()
-            self._server.stop(grace).wait()
+            stop_within_bound(self._server, self._pool, grace)  # never waits forever
             self._pool.shutdown(wait=False)
             for path in (self.socket_path, self.token_path):
                 with contextlib.suppress(FileNotFoundError):

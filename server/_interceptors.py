@@ -8,6 +8,14 @@ turns an unexpected exception into INTERNAL with a generic message: its text
 (paths, internals) goes to the host's log, never to the client. A request
 whose bytes do not parse is refused with INVALID_ARGUMENT after authentication
 (gRPC itself would answer INTERNAL, to anyone, and log a traceback).
+
+Server reflection is public, but its request bytes are decoded here too: an
+undecodable message on grpcio's own path for a streaming request (its
+"Exception deserializing request!" abort, sent from the poller thread while
+the handler still iterates) left the call's state behind in grpcio 1.66 to
+1.85: about 16 kB per call, and the server never finished stopping, so the
+host's close() waited forever (measured, issue 18). Here such a message ends
+the request stream and the call with INVALID_ARGUMENT, sent by the handler.
 """
 
 from __future__ import annotations
@@ -56,7 +64,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method  # type: ignore[attr-defined]
         if method.startswith(PUBLIC_PREFIX):
-            return handler  # the API's schema, as public as the .proto
+            # The API's schema, as public as the .proto: no credentials, but
+            # its requests are decoded here, never on grpcio's path.
+            return _wrap(handler, _public)
         metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
         needed = required_role(method)
 
@@ -77,6 +87,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
             remember_caller(context, caller)
 
         return _wrap(handler, admit)
+
+
+def _public(context: grpc.ServicerContext) -> None:
+    """Admits every caller (server reflection)."""
 
 
 def remember_caller(context: grpc.ServicerContext, caller: Caller) -> None:
@@ -129,19 +143,29 @@ def _wrap(
 
         def client_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
             admit(context)
-            return _barrier(lambda: inner_client_stream(requests, context), context)
+            undecodable: list[bool] = []
+            response = _barrier(
+                lambda: inner_client_stream(_decoded(requests, undecodable), context), context
+            )
+            if undecodable:
+                _refuse_undecodable(_UNDECODABLE, context)
+            return response
 
         return grpc.stream_unary_rpc_method_handler(
-            client_stream, handler.request_deserializer, handler.response_serializer
+            client_stream, _tolerant(handler.request_deserializer), handler.response_serializer
         )
     inner_bidi = handler.stream_stream
 
     def bidi(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         admit(context)
-        yield from inner_bidi(requests, context)  # reflection: a library's own handler
+        undecodable: list[bool] = []
+        # Reflection: a library's own handler, fed only messages that parsed.
+        yield from inner_bidi(_decoded(requests, undecodable), context)
+        if undecodable:
+            _refuse_undecodable(_UNDECODABLE, context)
 
     return grpc.stream_stream_rpc_method_handler(
-        bidi, handler.request_deserializer, handler.response_serializer
+        bidi, _tolerant(handler.request_deserializer), handler.response_serializer
     )
 
 
@@ -161,8 +185,21 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return deserializer(data)
         except DecodeError:  # corrupt or truncated bytes, a string that is not UTF-8
             return _UNDECODABLE
+        except Exception:  # noqa: BLE001 - anything raised here would take grpcio's path
+            return _UNDECODABLE
 
     return deserialize
+
+
+def _decoded(requests: Iterator[Any], undecodable: list[bool]) -> Iterator[Any]:
+    """The messages of a request stream up to the first that did not parse;
+    that one ends the stream, and is recorded in `undecodable` so the call
+    then ends with INVALID_ARGUMENT."""
+    for request in requests:
+        if request is _UNDECODABLE:
+            undecodable.append(True)
+            return
+        yield request
 
 
 def _refuse_undecodable(request: Any, context: grpc.ServicerContext) -> None:
