@@ -10,6 +10,13 @@ which includes READ). Callers prove who they are with:
 - on TCP (opt-in, TLS): a client certificate whose subject is granted a role
   (mTLS), or a bearer token granted a role.
 
+A certificate's subject is parsed as the distinguished name it is (_dn),
+never split on commas: an escaped comma inside a value once read as a
+separator and gave a READ certificate CONTROL (issue 18.2). A grant by
+common name alone matches only a subject with exactly one CN, the one gRPC
+also reports as `x509_common_name`; a certificate with several CNs matches
+only a grant of its whole subject. Subject alternative names grant nothing.
+
 Tokens are compared in constant time and never logged.
 """
 
@@ -20,6 +27,8 @@ import hmac
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from threadctl._dn import DN, common_names, parse_dn
 
 
 class Role(enum.IntEnum):
@@ -51,14 +60,27 @@ class TLSConfig:
         client_ca_file: CA that signs client certificates; setting it turns on
             mutual TLS (clients must present a certificate it signed).
         client_subjects: role per client certificate subject, e.g.
-            {"CN=ops-console": Role.CONTROL}; a subject may be given as its
-            common name alone ("ops-console"). Subjects not listed get no role.
+            {"CN=ops-console,O=Acme": Role.CONTROL}: the whole subject in
+            RFC 4514 syntax, most specific part first, as `openssl x509
+            -noout -subject -nameopt RFC2253` prints it (escape a comma in
+            a value as `\\,`); or a common name alone ("ops-console"), which
+            matches only certificates with exactly that one CN. A whole
+            subject's grant wins over a common name's. Subjects not listed
+            get no role.
+
+    Raises:
+        ValueError: a subject with "=" that is not a distinguished name.
     """
 
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
     client_subjects: Mapping[str, Role] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for granted in self.client_subjects:
+            if "=" in granted:
+                parse_dn(granted)  # ValueError names the subject
 
 
 @dataclass(frozen=True)
@@ -77,7 +99,13 @@ class Authenticator:
     ) -> None:
         self._unix_token = unix_token
         self._grants = tuple(grants)
-        self._subjects = dict(tls.client_subjects) if tls else {}
+        subjects = dict(tls.client_subjects) if tls else {}
+        self._by_subject: dict[DN, Role] = {
+            parse_dn(granted): role for granted, role in subjects.items() if "=" in granted
+        }
+        self._by_common_name = {
+            granted: role for granted, role in subjects.items() if "=" not in granted
+        }
 
     def caller(
         self,
@@ -92,17 +120,32 @@ class Authenticator:
                 uid = _metadata_value(metadata, "x-threadctl-uid") or "?"
                 return Caller(f"unix socket (owner's token, uid {uid[:12]})", Role.CONTROL)
             return None
-        subject = _certificate_subject(auth_context)
-        if subject is not None:
-            for granted, role in self._subjects.items():
-                if granted in (subject, _common_name(subject)):
-                    return Caller(f"certificate {subject}", role)
+        certificate = self._certificate_caller(auth_context)
+        if certificate is not None:
+            return certificate
         if token is not None:
             # Compare with every grant, so timing does not tell which matched.
             matches = [g for g in self._grants if hmac.compare_digest(token, g.token)]
             if matches:
                 return Caller(f"token {matches[0].name}", matches[0].role)
         return None
+
+    def _certificate_caller(self, auth_context: Mapping[str, Sequence[bytes]]) -> Caller | None:
+        """The caller a verified client certificate names, if its subject is granted."""
+        subjects = auth_context.get("x509_subject")
+        if not subjects:
+            return None
+        subject = subjects[0].decode("utf-8", "replace")
+        try:
+            dn = parse_dn(subject)
+        except ValueError:
+            return None  # not what OpenSSL prints: trust nothing in it
+        role = self._by_subject.get(dn)
+        names = common_names(dn)
+        reported = auth_context.get("x509_common_name") or [b""]
+        if role is None and len(names) == 1 and names[0].encode() == reported[0]:
+            role = self._by_common_name.get(names[0])
+        return None if role is None else Caller(f"certificate {subject}", role)
 
 
 def new_process_token() -> str:
@@ -121,19 +164,3 @@ def _metadata_value(metadata: Sequence[tuple[str, str | bytes]], key: str) -> st
         if name == key:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return None
-
-
-def _certificate_subject(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
-    values = auth_context.get("x509_subject") or auth_context.get("x509_common_name")
-    if not values:
-        return None
-    subject = values[0].decode("utf-8", "replace")
-    return subject if "=" in subject else f"CN={subject}"
-
-
-def _common_name(subject: str) -> str:
-    for part in subject.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.upper() == "CN":
-            return value
-    return subject

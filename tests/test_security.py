@@ -16,6 +16,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from support import Host, cli_json, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
@@ -190,6 +192,86 @@ def test_mutual_tls_roles_decide_who_may_stop(
     callers = {(a["caller"], a["outcome"]) for a in audit}
     assert ("certificate CN=reader", "refused") not in callers  # refused before the handler
     assert ("certificate CN=ops-console", "exited") in callers
+
+
+def test_a_certificate_gets_only_the_role_its_own_subject_is_granted(
+    start_host: StartHost, env: dict[str, str], pki: Path
+) -> None:
+    """Subjects are parsed as distinguished names (RFC 4514), never split on
+    commas: a reader's certificate whose O holds an escaped ",CN=ops-console"
+    stopped threads before (issue 18.2). Several CNs match no common-name
+    grant; subject alternative names grant nothing."""
+    host = _tcp_host(start_host, env, {
+        "cert": str(pki / "server.pem"), "key": str(pki / "server.key"),
+        "client_ca": str(pki / "ca.pem"),
+        "subjects": {"ops-console": "CONTROL", "reader": "READ",
+                     "CN=lister,OU=ops,O=Acme\\, Inc.": "READ"},
+    })  # fmt: skip
+    target = host.ready["tcp"]
+
+    def cli(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--target", target, "--tls-ca", str(pki / "ca.pem"),
+                       "--tls-cert", str(pki / f"{who}.pem"), "--tls-key", str(pki / f"{who}.key"),
+                       "--tls-server-name", "localhost", env=_client_env(env))  # fmt: skip
+
+    listing = json.loads(cli("reader", "list", "--json").stdout)
+    coop = str(next(t["native_id"] for t in listing["threads"] if t["name"] == "coop"))
+    stops = {who: cli(who, "stop", coop, "--force") for who in
+             ("escaped-comma", "two-cns", "san", "no-cn", "org-unit")}  # fmt: skip
+    lister = cli("org-unit", "list", "--json")
+    after = json.loads(cli("reader", "list", "--json").stdout)
+
+    def read_only(subject: str) -> str:
+        return (
+            f"threadctl: certificate {subject} may only read; StopThread needs the control role\n"
+        )
+
+    unauthenticated = (
+        "threadctl: no valid credentials: the owner's token (read automatically by the threadctl"
+        " CLI), a bearer token, or a client certificate\n"
+    )
+    assert {who: (r.returncode, r.stderr) for who, r in stops.items()} == {
+        "escaped-comma": (7, read_only("O=x\\,CN=ops-console,CN=reader")),
+        "two-cns": (7, unauthenticated),
+        "san": (7, read_only("CN=reader")),
+        "no-cn": (7, unauthenticated),
+        "org-unit": (7, read_only("CN=lister,OU=ops,O=Acme\\, Inc.")),
+    }
+    assert lister.returncode == 0, lister.stderr
+    assert next(t for t in after["threads"] if t["name"] == "coop")["stop_state"] == "none"
+
+
+def _rfc4514(value: str) -> str:
+    """`value` escaped the way OpenSSL prints subjects (XN_FLAG_RFC2253):
+    specials with a backslash, bytes beyond ASCII and controls as \\XX."""
+    out = []
+    for index, char in enumerate(value):
+        if (
+            char in ',+"\\<>;'
+            or (char in "# " and index == 0)
+            or (char == " " and index == len(value) - 1)
+        ):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) >= 0x7F:
+            out.extend(f"\\{byte:02X}" for byte in char.encode())
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_ATTRIBUTE = st.tuples(st.sampled_from(["CN", "O", "OU", "C", "2.5.4.3"]), st.text(min_size=1))
+
+
+@given(st.lists(st.lists(_ATTRIBUTE, min_size=1, max_size=3), max_size=4))
+@settings(max_examples=300, derandomize=True, database=None)
+def test_a_subject_parses_back_into_the_attributes_it_was_written_from(
+    rdns: list[list[tuple[str, str]]],
+) -> None:
+    from threadctl._dn import parse_dn
+
+    text = ",".join("+".join(f"{kind}={_rfc4514(value)}" for kind, value in rdn) for rdn in rdns)
+
+    assert parse_dn(text) == tuple(frozenset(rdn) for rdn in rdns)
 
 
 def test_tls_with_tokens_and_nothing_leaks_to_the_log(
