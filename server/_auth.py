@@ -130,6 +130,25 @@ class Authenticator:
                 return Caller(f"token {matches[0].name}", matches[0].role)
         return None
 
+    def may_admit(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        """Whether a call with `metadata` could be admitted, decided before it
+        takes a worker (gRPC gives no peer then, so the full check is caller()).
+
+        True if its bearer token is one we know, or if client certificates
+        are granted roles (mutual TLS verified the certificate in the
+        handshake; its subject is checked in caller()). Hazard: with such
+        grants, a caller without credentials on the Unix socket passes this
+        check too; only a loosened socket directory lets one connect there.
+        """
+        if self._by_subject or self._by_common_name:
+            return True
+        token = bearer_token(metadata)
+        if token is None:
+            return False
+        known = [hmac.compare_digest(token, self._unix_token)]
+        known += [hmac.compare_digest(token, grant.token) for grant in self._grants]
+        return any(known)
+
     def _certificate_caller(self, auth_context: Mapping[str, Sequence[bytes]]) -> Caller | None:
         """The caller a verified client certificate names, if its subject is granted."""
         subjects = auth_context.get("x509_subject")

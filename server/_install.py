@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from threadctl import _force, _paths
+from threadctl import _force, _limits, _paths
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
 from threadctl._interceptors import ServerInterceptor
@@ -102,6 +102,7 @@ class ControlServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                *_limits.server_options(),  # what callers without credentials can hold
             ],
         )
         process = pb.ProcessInfo(

@@ -3,19 +3,19 @@ fault barrier around it.
 
 Authentication needs the TLS peer (client certificate subject), which gRPC
 gives only to the servicer context, so the interceptor wraps each method
-handler instead of deciding in intercept_service alone. The fault barrier
-turns an unexpected exception into INTERNAL with a generic message: its text
-(paths, internals) goes to the host's log, never to the client. A request
-whose bytes do not parse is refused with INVALID_ARGUMENT after authentication
-(gRPC itself would answer INTERNAL, to anyone, and log a traceback).
+handler instead of deciding in intercept_service alone.
 
-Server reflection is public, but its request bytes are decoded here too: an
-undecodable message on grpcio's own path for a streaming request (its
-"Exception deserializing request!" abort, sent from the poller thread while
-the handler still iterates) left the call's state behind in grpcio 1.66 to
-1.85: about 16 kB per call, and the server never finished stopping, so the
-host's close() waited forever (measured, issue 18). Here such a message ends
-the request stream and the call with INVALID_ARGUMENT, sent by the handler.
+But a call whose metadata carries no token we know, on a server that grants
+no certificate, is refused in intercept_service already, by a handler that
+reads no request: a unary handler would first wait for the request message
+on a worker, and 40 such calls that never sent one held all 32 call slots
+(issue 18.3). Calls served without credentials (reflection) are limited to
+_limits.MAX_PUBLIC_CALLS at once.
+
+The fault barrier turns an unexpected exception into INTERNAL with a generic
+message: its text (paths, internals) goes to the host's log, never to the
+client. A request whose bytes do not parse is refused with INVALID_ARGUMENT
+after authentication (see _decoding; reflection's requests too).
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
+from threadctl import _limits
 from threadctl._auth import Authenticator, Caller, Role
+from threadctl._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
 
 logger = logging.getLogger("threadctl")
 
@@ -53,6 +54,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
+        self._public_slots = threading.BoundedSemaphore(_limits.MAX_PUBLIC_CALLS)
 
     def intercept_service(
         self,
@@ -66,18 +68,16 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if method.startswith(PUBLIC_PREFIX):
             # The API's schema, as public as the .proto: no credentials, but
             # its requests are decoded here, never on grpcio's path.
-            return _wrap(handler, _public)
+            return _limited(_wrap(handler, _public), self._public_slots)
         metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        if not self._authenticator.may_admit(metadata):
+            return _REFUSE_UNAUTHENTICATED  # before any worker waits for a message
         needed = required_role(method)
 
         def admit(context: grpc.ServicerContext) -> None:
             caller = self._authenticator.caller(context.peer(), metadata, context.auth_context())
             if caller is None:
-                context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "no valid credentials: the owner's token (read automatically by the"
-                    " threadctl CLI), a bearer token, or a client certificate",
-                )
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
             elif caller.role < needed:
                 context.abort(
                     grpc.StatusCode.PERMISSION_DENIED,
@@ -89,8 +89,47 @@ class ServerInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, admit)
 
 
+_UNAUTHENTICATED = (
+    "no valid credentials: the owner's token (read automatically by the threadctl CLI), a"
+    " bearer token, or a client certificate"
+)
+
+
+def _refuse_unauthenticated(requests: Iterator[Any], context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+
+
+# Request-streaming, so gRPC runs it at once instead of first waiting on a
+# worker for a request message that may never come. The client cannot tell.
+_REFUSE_UNAUTHENTICATED = grpc.stream_unary_rpc_method_handler(_refuse_unauthenticated)
+
+
 def _public(context: grpc.ServicerContext) -> None:
     """Admits every caller (server reflection)."""
+
+
+def _limited(
+    handler: grpc.RpcMethodHandler, slots: threading.BoundedSemaphore
+) -> grpc.RpcMethodHandler:
+    """`handler` (bidirectional streaming), refused with RESOURCE_EXHAUSTED
+    while all `slots` are taken: a caller without credentials who opens
+    streams and sends nothing holds that many call slots at most."""
+    inner = handler.stream_stream
+
+    def limited(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        if not slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"at most {_limits.MAX_PUBLIC_CALLS} reflection calls at once; try again later",
+            )
+        try:
+            yield from inner(requests, context)
+        finally:
+            slots.release()
+
+    return grpc.stream_stream_rpc_method_handler(
+        limited, handler.request_deserializer, handler.response_serializer
+    )
 
 
 def remember_caller(context: grpc.ServicerContext, caller: Caller) -> None:
@@ -115,18 +154,18 @@ def _wrap(
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             admit(context)
-            _refuse_undecodable(request, context)
+            refuse_undecodable(request, context)
             return _barrier(lambda: inner_unary(request, context), context)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary, _tolerant(handler.request_deserializer), handler.response_serializer
+            unary, tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             admit(context)
-            _refuse_undecodable(request, context)
+            refuse_undecodable(request, context)
             iterator = _barrier(lambda: iter(inner_stream(request, context)), context)
             while True:
                 try:
@@ -136,7 +175,7 @@ def _wrap(
                 yield item
 
         return grpc.unary_stream_rpc_method_handler(
-            stream, _tolerant(handler.request_deserializer), handler.response_serializer
+            stream, tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.stream_unary is not None:
         inner_client_stream = handler.stream_unary
@@ -145,14 +184,14 @@ def _wrap(
             admit(context)
             undecodable: list[bool] = []
             response = _barrier(
-                lambda: inner_client_stream(_decoded(requests, undecodable), context), context
+                lambda: inner_client_stream(decoded(requests, undecodable), context), context
             )
             if undecodable:
-                _refuse_undecodable(_UNDECODABLE, context)
+                refuse_undecodable(UNDECODABLE, context)
             return response
 
         return grpc.stream_unary_rpc_method_handler(
-            client_stream, _tolerant(handler.request_deserializer), handler.response_serializer
+            client_stream, tolerant(handler.request_deserializer), handler.response_serializer
         )
     inner_bidi = handler.stream_stream
 
@@ -160,55 +199,13 @@ def _wrap(
         admit(context)
         undecodable: list[bool] = []
         # Reflection: a library's own handler, fed only messages that parsed.
-        yield from inner_bidi(_decoded(requests, undecodable), context)
+        yield from inner_bidi(decoded(requests, undecodable), context)
         if undecodable:
-            _refuse_undecodable(_UNDECODABLE, context)
+            refuse_undecodable(UNDECODABLE, context)
 
     return grpc.stream_stream_rpc_method_handler(
-        bidi, _tolerant(handler.request_deserializer), handler.response_serializer
+        bidi, tolerant(handler.request_deserializer), handler.response_serializer
     )
-
-
-# Stands in for a request whose bytes do not parse (see _tolerant).
-_UNDECODABLE = object()
-
-
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """`deserializer`, but a request that does not parse becomes _UNDECODABLE
-    instead of an exception, so the handler decides its status after
-    authenticating the caller."""
-    if deserializer is None:
-        return None
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except DecodeError:  # corrupt or truncated bytes, a string that is not UTF-8
-            return _UNDECODABLE
-        except Exception:  # noqa: BLE001 - anything raised here would take grpcio's path
-            return _UNDECODABLE
-
-    return deserialize
-
-
-def _decoded(requests: Iterator[Any], undecodable: list[bool]) -> Iterator[Any]:
-    """The messages of a request stream up to the first that did not parse;
-    that one ends the stream, and is recorded in `undecodable` so the call
-    then ends with INVALID_ARGUMENT."""
-    for request in requests:
-        if request is _UNDECODABLE:
-            undecodable.append(True)
-            return
-        yield request
-
-
-def _refuse_undecodable(request: Any, context: grpc.ServicerContext) -> None:
-    if request is _UNDECODABLE:
-        context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "the request is not a valid protobuf message for this method (corrupt or truncated"
-            " bytes, or a string field that is not UTF-8)",
-        )
 
 
 def _barrier(call: Callable[[], Any], context: grpc.ServicerContext) -> Any:
