@@ -6,7 +6,9 @@ which includes READ). Callers prove who they are with:
 - on the Unix socket: the per-process token from the 0600 file beside the
   socket (defence in depth: the 0700 directory already keeps other users out,
   the token still does if its mode was loosened by mistake). Holders of it
-  get CONTROL: only the owning user and root can read it.
+  get CONTROL: only the owning user and root can read it. The uid a client
+  sends beside it (x-threadctl-uid) is only claimed: gRPC gives the server
+  no peer credentials for Unix sockets, so the audit log says "claimed".
 - on TCP (opt-in, TLS): a client certificate whose subject is granted a role
   (mTLS), or a bearer token granted a role.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,8 +120,11 @@ class Authenticator:
         token = bearer_token(metadata)
         if peer.startswith("unix:"):
             if token is not None and hmac.compare_digest(token, self._unix_token):
-                uid = _metadata_value(metadata, "x-threadctl-uid") or "?"
-                return Caller(f"unix socket (owner's token, uid {uid[:12]})", Role.CONTROL)
+                # The uid is what the client says: gRPC gives the server no
+                # peer credentials for a Unix socket, so it cannot be checked.
+                uid = _metadata_value(metadata, "x-threadctl-uid") or ""
+                claimed = uid if re.fullmatch(r"[0-9]{1,10}", uid) else "?"
+                return Caller(f"unix socket (owner's token, claimed uid {claimed})", Role.CONTROL)
             return None
         certificate = self._certificate_caller(auth_context)
         if certificate is not None:

@@ -27,16 +27,18 @@ from typing import Any
 
 import grpc
 
-from threadctl import _limits
+from threadctl import _audit, _limits
 from threadctl._auth import Authenticator, Caller, Role
 from threadctl._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
 
 logger = logging.getLogger("threadctl")
 
 _current = threading.local()
-CONTROL_METHODS = frozenset(
-    {"/threadctl.v1.ThreadControl/StopThread", "/threadctl.v1.ThreadControl/StopAllThreads"}
-)
+# The methods that need the control role, and the audit log's name for each.
+CONTROL_METHODS = {
+    "/threadctl.v1.ThreadControl/StopThread": "stop",
+    "/threadctl.v1.ThreadControl/StopAllThreads": "stop_all",
+}
 
 
 # Server reflection tells the API's schema (as public as the .proto), nothing
@@ -79,11 +81,13 @@ class ServerInterceptor(grpc.ServerInterceptor):
             if caller is None:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
             elif caller.role < needed:
-                context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
+                message = (
                     f"{caller.name} may only read; {method.rsplit('/', 1)[-1]} needs the"
-                    " control role",
+                    " control role"
                 )
+                # Audited: the caller is known (unlike one without credentials).
+                _audit.refused(action=CONTROL_METHODS[method], caller=caller.name, error=message)
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
             remember_caller(context, caller)
 
         return _wrap(handler, admit)

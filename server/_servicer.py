@@ -3,6 +3,12 @@
 This is the one place that knows about gRPC status codes. It turns requests
 into calls of `_control`, and domain errors into the codes promised in
 threadctl.proto; nothing else is caught here, so a bug surfaces as a bug.
+
+Every refusal of a stop is audited (issue 18.5): the ones decided here (a
+bad mode or selector, forced stops disabled, a malformed identity, the
+server closing) and an InvalidArgument from _control, which audits only the
+refusals it decides after validating (no such thread, identity mismatch,
+protected thread).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import NoReturn
 
 import grpc
 
-from threadctl import _control
+from threadctl import _audit, _control
 from threadctl._interceptors import caller_name
 from threadctl._proto_mapping import OUTCOME, to_proto
 from threadctl._snapshot import snapshot_all
@@ -38,6 +44,12 @@ _DEADLINE_MARGIN = 0.1
 # How often a watch between two messages checks for cancellation or close.
 _ABANDON_CHECK_INTERVAL = 0.25
 MAX_WATCHES = 4
+_CLOSING = "the control server is shutting down"
+_NO_SELECTOR = "thread: set a non-zero ident or native_id"
+_FORCE_DISABLED = (
+    "forced stops are disabled in this process (install(allow_forced_stops=False)); nothing was"
+    " stopped"
+)
 
 
 class ThreadControlServicer(pb_grpc.ThreadControlServicer):
@@ -62,9 +74,11 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.GetThreadRequest, context: grpc.ServicerContext
     ) -> pb.GetThreadResponse:
         self._refuse_if_closing(context)
-        ident, native_id = _selected(request.thread, context)
+        selected = _selected(request.thread)
+        if selected is None:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _NO_SELECTOR)
         try:
-            found = _control.get_thread(ident, native_id)
+            found = _control.get_thread(*selected)
         except (InvalidArgument, ThreadNotFound) as error:
             _abort(context, error)
         return pb.GetThreadResponse(thread=to_proto(found))
@@ -72,23 +86,39 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
     def StopThread(  # noqa: N802 - gRPC method name
         self, request: pb.StopThreadRequest, context: grpc.ServicerContext
     ) -> pb.StopThreadResponse:
-        self._refuse_if_closing(context)
-        ident, native_id = _selected(request.thread, context)
-        if request.mode not in pb.StopMode.values():
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
         force = request.mode == pb.STOP_MODE_FORCE
-        if force and not self._allow_forced_stops:
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "forced stops are disabled in this process (install(allow_forced_stops=False));"
-                " nothing was stopped",
+        known_mode = request.mode in pb.StopMode.values()
+        mode = ("force" if force else "cooperative") if known_mode else f"unknown ({request.mode})"
+        which = request.thread.WhichOneof("id")
+
+        def refuse(code: grpc.StatusCode, message: str) -> NoReturn:
+            _audit.stop_refused(
+                caller=caller_name(context),
+                ident=request.thread.ident if which == "ident" else None,
+                native_id=request.thread.native_id if which == "native_id" else None,
+                mode=mode,
+                reason=request.reason,
+                error=message,
             )
+            context.abort(code, message)
+            raise AssertionError("context.abort returned")  # pragma: no cover
+
+        if self._closing.is_set():
+            refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
+        selected = _selected(request.thread)
+        if selected is None:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, _NO_SELECTOR)
+        if not known_mode:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
+        if force and not self._allow_forced_stops:
+            refuse(grpc.StatusCode.FAILED_PRECONDITION, _FORCE_DISABLED)
         if request.expected_identity and not _IDENTITY_PATTERN.fullmatch(request.expected_identity):
-            context.abort(
+            refuse(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"malformed expected_identity {request.expected_identity[:40]!r}"
                 " (use ThreadRecord.identity from a listing)",
             )
+        ident, native_id = selected
         try:
             result = _control.stop(
                 ident,
@@ -102,7 +132,9 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
-        except (InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread) as error:
+        except InvalidArgument as error:  # raised before _control audits anything
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except (ThreadNotFound, IdentityMismatch, ProtectedThread) as error:  # audited
             _abort(context, error)
         return pb.StopThreadResponse(
             outcome=OUTCOME[result.outcome],
@@ -115,13 +147,21 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
     def StopAllThreads(  # noqa: N802 - gRPC method name
         self, request: pb.StopAllThreadsRequest, context: grpc.ServicerContext
     ) -> pb.StopAllThreadsResponse:
-        self._refuse_if_closing(context)
-        if request.force and not self._allow_forced_stops:
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "forced stops are disabled in this process (install(allow_forced_stops=False));"
-                " nothing was stopped",
+        def refuse(code: grpc.StatusCode, message: str) -> NoReturn:
+            _audit.refused(
+                action="stop_all",
+                caller=caller_name(context),
+                error=message,
+                reason=request.reason,
+                force=request.force,
             )
+            context.abort(code, message)
+            raise AssertionError("context.abort returned")  # pragma: no cover
+
+        if self._closing.is_set():
+            refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
+        if request.force and not self._allow_forced_stops:
+            refuse(grpc.StatusCode.FAILED_PRECONDITION, _FORCE_DISABLED)
         try:
             result = stop_all(
                 grace=request.grace_seconds,
@@ -133,7 +173,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 abandoned=lambda: self._caller_gone(context),
             )
         except InvalidArgument as error:
-            _abort(context, error)
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         return pb.StopAllThreadsResponse(
             threads=[
                 pb.ThreadStopReport(
@@ -187,18 +227,17 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
 
     def _refuse_if_closing(self, context: grpc.ServicerContext) -> None:
         if self._closing.is_set():
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the control server is shutting down")
+            context.abort(grpc.StatusCode.UNAVAILABLE, _CLOSING)
 
 
-def _selected(
-    selector: pb.ThreadSelector, context: grpc.ServicerContext
-) -> tuple[int | None, int | None]:
+def _selected(selector: pb.ThreadSelector) -> tuple[int | None, int | None] | None:
+    """(ident, None) or (None, native_id) as the selector says; None if it selects nothing."""
     which = selector.WhichOneof("id")
     if which == "ident" and selector.ident > 0:
         return selector.ident, None
     if which == "native_id" and selector.native_id > 0:
         return None, selector.native_id
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "thread: set a non-zero ident or native_id")
+    return None
 
 
 def _abort(context: grpc.ServicerContext, error: Exception) -> NoReturn:

@@ -190,7 +190,7 @@ def test_mutual_tls_roles_decide_who_may_stop(
     assert no_cert.returncode == 3  # the TLS handshake itself fails without a certificate
     audit = [json.loads(line[6:]) for line in _lines(host, "AUDIT ") if "stop" in line]
     callers = {(a["caller"], a["outcome"]) for a in audit}
-    assert ("certificate CN=reader", "refused") not in callers  # refused before the handler
+    assert ("certificate CN=reader", "refused") in callers  # by the interceptor, audited
     assert ("certificate CN=ops-console", "exited") in callers
 
 
@@ -349,7 +349,103 @@ def test_unix_socket_audit_names_the_local_caller(
     assert stopped.returncode == 0, stopped.stderr
     record = json.loads(host.expect("AUDIT ")[len("AUDIT ") :])
     assert record["action"] == "stop"
-    assert record["caller"] == f"unix socket (owner's token, uid {os.geteuid()})"
+    assert record["caller"] == f"unix socket (owner's token, claimed uid {os.geteuid()})"
+
+
+@pytest.mark.parametrize(
+    ("sent", "recorded"), [("4242", "4242"), ("0 (root, really)", "?"), (None, "?")]
+)
+def test_the_uid_a_local_client_sends_is_recorded_as_claimed(
+    start_host: StartHost, env: dict[str, str], sent: str | None, recorded: str
+) -> None:
+    """gRPC gives the server no peer uid for a Unix socket: the uid in the
+    metadata is whatever the client says, and the audit log says so."""
+    host = _tcp_host(start_host, env, {"tokens": [["ci", ADMIN_TOKEN, "CONTROL"]],
+                                       "insecure": True})  # fmt: skip
+    path = Path(host.ready["socket"])
+    metadata = [("authorization", f"Bearer {path.with_suffix('.token').read_text().strip()}")]
+    metadata += [("x-threadctl-uid", sent)] if sent is not None else []
+    with grpc.insecure_channel(f"unix:{path}") as channel:
+        stub = pb_grpc.ThreadControlStub(channel)
+        listing = stub.ListThreads(pb.ListThreadsRequest(), timeout=10, metadata=metadata)
+        coop = next(t for t in listing.threads if t.name == "coop")
+        request = pb.StopThreadRequest(thread=pb.ThreadSelector(ident=coop.ident), wait_seconds=10)
+        stub.StopThread(request, timeout=20, metadata=metadata)
+
+    record = json.loads(host.expect("AUDIT ")[len("AUDIT ") :])
+    assert record["caller"] == f"unix socket (owner's token, claimed uid {recorded})"
+    assert record["outcome"] == "exited"
+
+
+FORCE_DISABLED = (
+    "forced stops are disabled in this process (install(allow_forced_stops=False)); nothing was"
+    " stopped"
+)
+
+
+def test_every_refused_stop_is_audited(start_host: StartHost, env: dict[str, str]) -> None:
+    """Refusals decided by the servicer (bad input, forced stops disabled) and
+    by role are audited; a call without credentials is not (anyone could
+    fill the host's log)."""
+    host = _tcp_host(start_host, env, {"tokens": [["ci-reader", READ_TOKEN, "READ"]],
+                                       "insecure": True, "allow_forced_stops": False})  # fmt: skip
+    path = Path(host.ready["socket"])
+    owner = [("authorization", f"Bearer {path.with_suffix('.token').read_text().strip()}")]
+    reader = [("authorization", f"Bearer {READ_TOKEN}")]
+    one = pb.ThreadSelector(ident=1)  # no refusal below gets as far as looking for it
+    stop, stop_all = pb.StopThreadRequest, pb.StopAllThreadsRequest
+    local = "unix socket (owner's token, claimed uid ?)"
+    # (who, request, status, (action, caller, mode, error) of the record or None)
+    cases = [
+        (owner, stop(thread=one, mode=pb.STOP_MODE_FORCE), "FAILED_PRECONDITION",
+         ("stop", local, "force", FORCE_DISABLED)),
+        (owner, stop(thread=one, mode=99), "INVALID_ARGUMENT",
+         ("stop", local, "unknown (99)", "unknown stop mode 99")),
+        (owner, stop(thread=one, wait_seconds=-1), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "wait must be between 0 and 3600 seconds, not -1.0")),
+        (owner, stop(thread=one, expected_identity="x"), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative",
+          "malformed expected_identity 'x' (use ThreadRecord.identity from a listing)")),
+        (owner, stop(), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "thread: set a non-zero ident or native_id")),
+        (owner, stop(thread=one, reason="a\x1b[2Jb"), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "reason must not contain control characters")),
+        (owner, stop_all(force=True), "FAILED_PRECONDITION",
+         ("stop_all", local, None, FORCE_DISABLED)),
+        (owner, stop_all(grace_seconds=-1), "INVALID_ARGUMENT",
+         ("stop_all", local, None, "grace must be between 0 and 3600 seconds, not -1.0")),
+        (reader, stop(thread=one), "PERMISSION_DENIED",
+         ("stop", "token ci-reader", None,
+          "token ci-reader may only read; StopThread needs the control role")),
+        ([], stop(thread=one), "UNAUTHENTICATED", None),
+    ]  # fmt: skip
+    codes, records = [], []
+    with (
+        grpc.insecure_channel(f"unix:{path}") as unix,
+        grpc.insecure_channel(host.ready["tcp"]) as tcp,
+    ):
+        for who, request, _status, expected in cases:
+            method = "StopThread" if isinstance(request, stop) else "StopAllThreads"
+            call = (tcp if who is reader else unix).unary_unary(
+                f"/threadctl.v1.ThreadControl/{method}",
+                request_serializer=type(request).SerializeToString,
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                call(request, timeout=10, metadata=who)
+            codes.append(refused.value.code().name)
+            if expected is not None:
+                records.append(json.loads(host.expect("AUDIT ")[len("AUDIT ") :]))
+    host.send("fds")  # a round trip: any record of the last call is printed by now
+    host.expect("FDS ")
+
+    assert codes == [status for _who, _request, status, _expected in cases]
+    assert [(r["action"], r["caller"], r.get("mode"), r["error"]) for r in records] == [
+        expected for *_, expected in cases if expected is not None
+    ]
+    assert {r["outcome"] for r in records} == {"refused"}
+    assert (records[0]["ident"], records[4]["ident"]) == (1, None)
+    assert records[5]["reason"] == "a\x1b[2Jb"
+    assert _lines(host, "AUDIT ") == []
 
 
 def _lines(host: Host, prefix: str) -> list[str]:

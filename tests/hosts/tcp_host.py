@@ -1,6 +1,6 @@
 """Host: the control server also on TCP, configured from $THREADCTL_TEST_TCP
 (JSON: tcp, cert, key, client_ca, subjects {name: role}, tokens [[name, token,
-role]], insecure; limits {name: value} sets threadctl._limits constants
+role]], insecure, allow_forced_stops; limits {name: value} sets threadctl._limits constants
 before install, nofile lowers the soft limit of open files). Threads: `coop`
 (stops when asked) and `other`. Prints `AUDIT <json>` for audit records and
 `LOG <message>` for threadctl's other log records. Commands on stdin:
@@ -54,6 +54,7 @@ server = threadctl.install(
     tls=tls,
     tokens=[TokenGrant(name, token, Role[role]) for name, token, role in config.get("tokens", [])],
     insecure_plaintext_tcp=config.get("insecure", False),
+    allow_forced_stops=config.get("allow_forced_stops", True),
 )
 
 
