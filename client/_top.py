@@ -23,6 +23,7 @@ from threadctl.client import _render
 from threadctl.client._client import Client
 from threadctl.client._errors import ClientError, TargetUnavailable
 from threadctl.client._models import ThreadInfo, WatchSample
+from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
 
 
@@ -135,7 +136,7 @@ class _TopScreen:
             )
             self._status = _render.stop_summary(result)
         except ThreadctlError as error:
-            self._status = f"not stopped: {error}"
+            self._status = f"not stopped: {printable(str(error))}"
 
 
 def stdout_is_terminal() -> bool:

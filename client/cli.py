@@ -21,6 +21,7 @@ from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import InvalidArgument, ThreadNotFound
 from threadctl.client._exits import Exit, exit_code_of, exit_code_of_stop
 from threadctl.client._models import ThreadInfo
+from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
 
 ENV_TOKEN = "THREADCTL_TOKEN"  # noqa: S105 - the name of a variable
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args)) as client:
             return int(args.command(client, args))
     except ThreadctlError as error:
-        print(f"threadctl: {error}", file=sys.stderr)
+        print(f"threadctl: {printable(str(error))}", file=sys.stderr)  # text of the target
         return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130
