@@ -7,6 +7,7 @@ tooling) never handle raw gRPC errors.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -17,8 +18,9 @@ from google.protobuf.message import Message
 
 from threadctl.client import _discovery
 from threadctl.client._backend import selector_fields
-from threadctl.client._credentials import TLS, check_socket_owner, open_channel, socket_token
+from threadctl.client._credentials import TLS, open_channel
 from threadctl.client._errors import TargetUnavailable, error_for_status
+from threadctl.client._local_socket import LocalSocket, open_local_socket
 from threadctl.client._models import (
     StopAllResult,
     StopResult,
@@ -52,19 +54,24 @@ class Client:
             address: `unix:/path` or `host:port`.
             timeout: deadline of each call, in seconds.
             token: bearer token. For a Unix socket, None reads the owner's
-                token from the file beside the socket (after checking both
-                belong to the same user).
+                token from the file beside the socket; a token is only sent
+                to a socket of its owner (see _local_socket).
             tls: TLS settings, for TCP targets.
+
+        Raises:
+            NotAllowed: a Unix socket failed the checks of _local_socket.
+            TargetUnavailable: there is no socket at a Unix address.
         """
         self.address = address
         self.timeout = timeout
+        self._local: LocalSocket | None = None
+        target = address
         if address.startswith("unix:"):
-            socket_path = Path(address[len("unix:") :])
-            if token is None:
-                token = socket_token(socket_path)
-            elif socket_path.exists():
-                check_socket_owner(socket_path)
-        self._channel = open_channel(address, token=token, tls=tls)
+            # Connect through the directory that was checked, not by path.
+            self._local = open_local_socket(Path(address[len("unix:") :]), token=token)
+            weakref.finalize(self, self._local.close)  # a Client never closed keeps no fd
+            target, token = self._local.address, self._local.token
+        self._channel = open_channel(target, token=token, tls=tls)
         self._stub = pb_grpc.ThreadControlStub(self._channel)
 
     @classmethod
@@ -169,6 +176,8 @@ class Client:
 
     def close(self) -> None:
         self._channel.close()
+        if self._local is not None:
+            self._local.close()
 
     def __enter__(self) -> Client:
         return self

@@ -2,8 +2,8 @@
 bearer token, and TLS client certificates.
 
 The token beside a socket (`<pid>.token`, mode 0600) is read automatically,
-but only after checking that the socket and the token file belong to the
-same user: a token is never sent to a socket someone else planted.
+through the socket's directory as _local_socket opens it: a token is only
+ever sent to a socket of its owner, and never to one someone else planted.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 
 import grpc
 
-from threadctl import _paths
-from threadctl.client._errors import NotAllowed
+from threadctl.client._local_socket import open_local_socket
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 
@@ -49,36 +48,16 @@ class TLS:
 def socket_token(socket_path: Path) -> str | None:
     """The owner's token beside a Unix socket, None if there is none.
 
+    Hazard: the checks of _local_socket are bound to what Client connects
+    through; a caller that connects by path after this call is not.
+
     Raises:
         NotAllowed: the token file is unreadable, or it and the socket belong
-            to different users.
+            to different users, or either is a symlink.
+        TargetUnavailable: there is no socket at `socket_path`.
     """
-    token_path = _paths.token_path_for_socket(socket_path)
-    try:
-        socket_owner = os.stat(socket_path).st_uid
-        token_owner = os.stat(token_path).st_uid
-    except FileNotFoundError:
-        return None
-    except PermissionError:
-        raise NotAllowed(f"cannot reach {socket_path}: permission denied") from None
-    if socket_owner != token_owner:
-        raise NotAllowed(
-            f"{socket_path} belongs to uid {socket_owner} but {token_path} to uid {token_owner};"
-            " not sending the token"
-        )
-    try:
-        return token_path.read_text().strip()
-    except PermissionError:
-        raise NotAllowed(
-            f"cannot read {token_path}: it belongs to uid {token_owner} (run as that user or root)"
-        ) from None
-
-
-def check_socket_owner(socket_path: Path) -> None:
-    """Before sending a token of ours to a Unix socket: it must be ours (or we root)."""
-    owner = os.stat(socket_path).st_uid
-    if owner != os.geteuid() and os.geteuid() != 0:
-        raise NotAllowed(f"{socket_path} belongs to uid {owner}, not to you; not sending a token")
+    with open_local_socket(socket_path) as local:
+        return local.token
 
 
 def open_channel(address: str, *, token: str | None, tls: TLS | None) -> grpc.Channel:

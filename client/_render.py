@@ -2,6 +2,8 @@
 
 Fetching lives in the client and argument handling in the CLI; this module only
 turns results into text, so `--json` and the tables come from one source.
+Every public renderer first takes a printable copy of what it renders
+(_printable): text from the target process never reaches the terminal raw.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from threadctl.client._models import (
     ThreadList,
     WatchSample,
 )
+from threadctl.client._printable import printable_copy
 
 
 def thread_table(listing: ThreadList) -> str:
     """The `threadctl list` table, with a one-line header naming the process."""
+    listing = printable_copy(listing)
     process = listing.process
     program = " ".join(process.argv) or "?"
     lines = [
@@ -47,6 +51,7 @@ def thread_table(listing: ThreadList) -> str:
 
 def top_table(sample: WatchSample, height: int | None = None) -> list[str]:
     """`threadctl top` lines: header, then threads by CPU share (busiest first)."""
+    sample = printable_copy(sample)
     process = sample.process
     threads = by_cpu_share(sample.threads)
     total = sum(t.cpu_share or 0.0 for t in threads)
@@ -79,6 +84,7 @@ def by_cpu_share(threads: list[ThreadInfo]) -> list[ThreadInfo]:
 def dump_text(listing: ThreadList) -> str:
     """All threads with stacks, innermost frame first, in the layout of
     `py-spy dump` (so it reads at a glance beside it)."""
+    listing = printable_copy(listing)
     process = listing.process
     out = [
         f"Process {process.pid}: {' '.join(process.argv) or '?'}",
@@ -102,6 +108,7 @@ def dump_text(listing: ThreadList) -> str:
 
 def ps_table(rows: list[tuple[int, str, str, str]]) -> str:
     """`threadctl ps`: (pid, program, thread count, address) per process."""
+    rows = printable_copy(rows)
     return "\n".join(
         columns(
             [("PID", "THREADS", "PROGRAM", "ADDRESS")]
@@ -148,8 +155,9 @@ def _cpu(seconds: float | None) -> str:
 
 def thread_details(thread: ThreadInfo) -> str:
     """The `threadctl show` text: the record, then its stack like a traceback."""
+    thread = printable_copy(thread)
     lines = [
-        f"Thread {thread.native_id} {thread.name!r}",
+        f"Thread {thread.native_id} '{thread.name}'",  # escaped already: no repr()
         f"  ident:       {thread.ident}",
         f"  identity:    {thread.identity}",
         f"  flags:       {_flags(thread) or '-'}",
@@ -172,6 +180,7 @@ def thread_details(thread: ThreadInfo) -> str:
 
 def stop_summary(result: StopResult) -> str:
     """One line that says what the stop achieved, plus a hint when useful."""
+    result = printable_copy(result)
     t = result.thread
     who = f"thread {t.native_id} ({t.name})"
     again = " (a stop had already been requested)" if result.already_requested else ""
@@ -220,6 +229,7 @@ def _frame_text(frame: Frame) -> str:
 
 def stop_all_table(result: StopAllResult) -> str:
     """The `threadctl stop --all` report: one row per thread, then a summary."""
+    result = printable_copy(result)
     rows = [("TID", "NAME", "OUTCOME", "FORCED")]
     rows += [
         (_tid(t), _name(t), outcome.replace("_", " "), "yes" if forced else "no")

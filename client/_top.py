@@ -4,7 +4,10 @@ On a terminal it draws with curses (standard library: works over SSH in any
 terminal that has a terminfo entry, and needs no dependency); up/down select a
 thread, `s` asks it to stop (cooperatively), `q` or Ctrl-C quits. Without a
 terminal (a pipe, a log) it prints one table per sample instead of drawing.
-Samples come from the WatchThreads stream, so the client never polls.
+Samples come from the WatchThreads stream, so the client never polls. The
+server ends every connection after a while, calls in flight included (after
+hours; threadctl._limits): a watch that had delivered samples is reopened
+then, one that fails before its first sample is an error.
 """
 
 from __future__ import annotations
@@ -14,20 +17,22 @@ import curses
 import queue
 import sys
 import threading
+from collections.abc import Iterator
 
 from threadctl.client import _render
 from threadctl.client._client import Client
-from threadctl.client._errors import ClientError
+from threadctl.client._errors import ClientError, TargetUnavailable
 from threadctl.client._models import ThreadInfo, WatchSample
+from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
 
 
 def print_snapshots(client: Client, interval: float, iterations: int) -> None:
     """Print a table per sample (after the first, which has no CPU shares yet)."""
     printed = 0
-    for index, sample in enumerate(client.watch_threads(interval=interval)):
-        if index == 0:
-            continue
+    for sample in samples(client, interval):
+        if all(t.cpu_share is None for t in sample.threads):
+            continue  # the first of a watch: no CPU shares yet
         print("\n".join(_render.top_table(sample)) + "\n", flush=True)
         printed += 1
         if iterations and printed >= iterations:
@@ -36,18 +41,33 @@ def print_snapshots(client: Client, interval: float, iterations: int) -> None:
 
 def run_interactive(client: Client, interval: float) -> None:
     """Draw the live view until `q` or Ctrl-C."""
-    samples: queue.Queue[WatchSample | BaseException] = queue.Queue()
+    queued: queue.Queue[WatchSample | BaseException] = queue.Queue()
 
     def feed() -> None:
         try:
-            for sample in client.watch_threads(interval=interval):
-                samples.put(sample)
+            for sample in samples(client, interval):
+                queued.put(sample)
         except ClientError as error:
-            samples.put(error)
+            queued.put(error)
 
     threading.Thread(target=feed, name="threadctl-top-feed", daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
-        curses.wrapper(_TopScreen(client, samples).run)
+        curses.wrapper(_TopScreen(client, queued).run)
+
+
+def samples(client: Client, interval: float) -> Iterator[WatchSample]:
+    """WatchThreads samples for as long as the caller iterates, across the
+    server's ending of old connections (see the module docstring)."""
+    while True:
+        delivered = False
+        try:
+            for sample in client.watch_threads(interval=interval):
+                delivered = True
+                yield sample
+            return
+        except TargetUnavailable:
+            if not delivered:
+                raise
 
 
 class _TopScreen:
@@ -116,7 +136,7 @@ class _TopScreen:
             )
             self._status = _render.stop_summary(result)
         except ThreadctlError as error:
-            self._status = f"not stopped: {error}"
+            self._status = f"not stopped: {printable(str(error))}"
 
 
 def stdout_is_terminal() -> bool:

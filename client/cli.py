@@ -25,6 +25,7 @@ from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import InvalidArgument, ThreadNotFound
 from threadctl.client._exits import Exit, exit_code_of, exit_code_of_stop
 from threadctl.client._models import ThreadInfo
+from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
 
 ENV_TOKEN = "THREADCTL_TOKEN"  # noqa: S105 - the name of a variable
@@ -46,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             backend.close()
     except ThreadctlError as error:
-        print("threadctl: " + " ".join(str(error).split()), file=sys.stderr)
+        message = " ".join(str(error).split())
+        print(f"threadctl: {printable(message)}", file=sys.stderr)  # text of the target
         return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130

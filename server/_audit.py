@@ -4,6 +4,13 @@ Records go to the `threadctl.audit` logger at INFO; the host decides where
 they end up. threadctl never configures logging itself (no handlers on the
 root logger, no basicConfig). Each record carries a `threadctl_audit` dict in
 its `extra` for structured handlers, and a key=value message for plain ones.
+
+Every refusal of a control request is a record too (outcome "refused", the
+error): bad input, a policy (forced stops disabled), a role too weak, a
+server shutting down. Calls without any credentials are not: anyone who can
+connect could then write to the host's log without limit. A caller's name
+may carry what the client only claims (the uid a local client sends); it
+says "claimed" then (see _auth).
 """
 
 from __future__ import annotations
@@ -50,20 +57,28 @@ def stop_refused(
     native_id: int | None,
     mode: str,
     reason: str,
-    error: Exception,
+    error: Exception | str,
 ) -> None:
-    _emit(
-        {
-            "action": "stop",
-            "mode": mode,
-            "caller": caller,
-            "ident": ident,
-            "native_id": native_id,
-            "reason": reason,
-            "outcome": "refused",
-            "error": str(error),
-        }
+    refused(
+        action="stop",
+        caller=caller,
+        error=error,
+        mode=mode,
+        ident=ident,
+        native_id=native_id,
+        reason=reason,
     )
+
+
+def refused(*, action: str, caller: str, error: Exception | str, **fields: object) -> None:
+    """A control request refused before it acted (`action`: stop, stop_all).
+
+    A refused request's reason may be over-long or hold control characters
+    (that may be why it was refused): it is cut to 1024 characters, and the
+    message shows it as repr() does."""
+    if isinstance(fields.get("reason"), str):
+        fields["reason"] = str(fields["reason"])[:1024]
+    _emit({"action": action, "caller": caller, **fields, "outcome": "refused", "error": str(error)})
 
 
 def thread_ended(thread: threading.Thread | None, *, forced: bool) -> None:

@@ -6,9 +6,18 @@ which includes READ). Callers prove who they are with:
 - on the Unix socket: the per-process token from the 0600 file beside the
   socket (defence in depth: the 0700 directory already keeps other users out,
   the token still does if its mode was loosened by mistake). Holders of it
-  get CONTROL: only the owning user and root can read it.
+  get CONTROL: only the owning user and root can read it. The uid a client
+  sends beside it (x-threadctl-uid) is only claimed: gRPC gives the server
+  no peer credentials for Unix sockets, so the audit log says "claimed".
 - on TCP (opt-in, TLS): a client certificate whose subject is granted a role
   (mTLS), or a bearer token granted a role.
+
+A certificate's subject is parsed as the distinguished name it is (_dn),
+never split on commas: an escaped comma inside a value once read as a
+separator and gave a READ certificate CONTROL (issue 18.2). A grant by
+common name alone matches only a subject with exactly one CN, the one gRPC
+also reports as `x509_common_name`; a certificate with several CNs matches
+only a grant of its whole subject. Subject alternative names grant nothing.
 
 Tokens are compared in constant time and never logged.
 """
@@ -17,9 +26,12 @@ from __future__ import annotations
 
 import enum
 import hmac
+import re
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from threadctl._dn import DN, common_names, parse_dn
 
 
 class Role(enum.IntEnum):
@@ -51,14 +63,27 @@ class TLSConfig:
         client_ca_file: CA that signs client certificates; setting it turns on
             mutual TLS (clients must present a certificate it signed).
         client_subjects: role per client certificate subject, e.g.
-            {"CN=ops-console": Role.CONTROL}; a subject may be given as its
-            common name alone ("ops-console"). Subjects not listed get no role.
+            {"CN=ops-console,O=Acme": Role.CONTROL}: the whole subject in
+            RFC 4514 syntax, most specific part first, as `openssl x509
+            -noout -subject -nameopt RFC2253` prints it (escape a comma in
+            a value as `\\,`); or a common name alone ("ops-console"), which
+            matches only certificates with exactly that one CN. A whole
+            subject's grant wins over a common name's. Subjects not listed
+            get no role.
+
+    Raises:
+        ValueError: a subject with "=" that is not a distinguished name.
     """
 
     cert_file: str
     key_file: str
     client_ca_file: str | None = None
     client_subjects: Mapping[str, Role] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for granted in self.client_subjects:
+            if "=" in granted:
+                parse_dn(granted)  # ValueError names the subject
 
 
 @dataclass(frozen=True)
@@ -77,7 +102,13 @@ class Authenticator:
     ) -> None:
         self._unix_token = unix_token
         self._grants = tuple(grants)
-        self._subjects = dict(tls.client_subjects) if tls else {}
+        subjects = dict(tls.client_subjects) if tls else {}
+        self._by_subject: dict[DN, Role] = {
+            parse_dn(granted): role for granted, role in subjects.items() if "=" in granted
+        }
+        self._by_common_name = {
+            granted: role for granted, role in subjects.items() if "=" not in granted
+        }
 
     def caller(
         self,
@@ -89,20 +120,57 @@ class Authenticator:
         token = bearer_token(metadata)
         if peer.startswith("unix:"):
             if token is not None and hmac.compare_digest(token, self._unix_token):
-                uid = _metadata_value(metadata, "x-threadctl-uid") or "?"
-                return Caller(f"unix socket (owner's token, uid {uid[:12]})", Role.CONTROL)
+                # The uid is what the client says: gRPC gives the server no
+                # peer credentials for a Unix socket, so it cannot be checked.
+                uid = _metadata_value(metadata, "x-threadctl-uid") or ""
+                claimed = uid if re.fullmatch(r"[0-9]{1,10}", uid) else "?"
+                return Caller(f"unix socket (owner's token, claimed uid {claimed})", Role.CONTROL)
             return None
-        subject = _certificate_subject(auth_context)
-        if subject is not None:
-            for granted, role in self._subjects.items():
-                if granted in (subject, _common_name(subject)):
-                    return Caller(f"certificate {subject}", role)
+        certificate = self._certificate_caller(auth_context)
+        if certificate is not None:
+            return certificate
         if token is not None:
             # Compare with every grant, so timing does not tell which matched.
             matches = [g for g in self._grants if hmac.compare_digest(token, g.token)]
             if matches:
                 return Caller(f"token {matches[0].name}", matches[0].role)
         return None
+
+    def may_admit(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        """Whether a call with `metadata` could be admitted, decided before it
+        takes a worker (gRPC gives no peer then, so the full check is caller()).
+
+        True if its bearer token is one we know, or if client certificates
+        are granted roles (mutual TLS verified the certificate in the
+        handshake; its subject is checked in caller()). Hazard: with such
+        grants, a caller without credentials on the Unix socket passes this
+        check too; only a loosened socket directory lets one connect there.
+        """
+        if self._by_subject or self._by_common_name:
+            return True
+        token = bearer_token(metadata)
+        if token is None:
+            return False
+        known = [hmac.compare_digest(token, self._unix_token)]
+        known += [hmac.compare_digest(token, grant.token) for grant in self._grants]
+        return any(known)
+
+    def _certificate_caller(self, auth_context: Mapping[str, Sequence[bytes]]) -> Caller | None:
+        """The caller a verified client certificate names, if its subject is granted."""
+        subjects = auth_context.get("x509_subject")
+        if not subjects:
+            return None
+        subject = subjects[0].decode("utf-8", "replace")
+        try:
+            dn = parse_dn(subject)
+        except ValueError:
+            return None  # not what OpenSSL prints: trust nothing in it
+        role = self._by_subject.get(dn)
+        names = common_names(dn)
+        reported = auth_context.get("x509_common_name") or [b""]
+        if role is None and len(names) == 1 and names[0].encode() == reported[0]:
+            role = self._by_common_name.get(names[0])
+        return None if role is None else Caller(f"certificate {subject}", role)
 
 
 def new_process_token() -> str:
@@ -121,19 +189,3 @@ def _metadata_value(metadata: Sequence[tuple[str, str | bytes]], key: str) -> st
         if name == key:
             return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return None
-
-
-def _certificate_subject(auth_context: Mapping[str, Sequence[bytes]]) -> str | None:
-    values = auth_context.get("x509_subject") or auth_context.get("x509_common_name")
-    if not values:
-        return None
-    subject = values[0].decode("utf-8", "replace")
-    return subject if "=" in subject else f"CN={subject}"
-
-
-def _common_name(subject: str) -> str:
-    for part in subject.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.upper() == "CN":
-            return value
-    return subject

@@ -24,13 +24,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from threadctl import _force, _paths
+from threadctl import _force, _limits, _paths
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
 from threadctl._fields import process_fields
 from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
 from threadctl._servicer import ThreadControlServicer
+from threadctl._shutdown import stop_within_bound
 from threadctl._signals import SignalStopper
 from threadctl._socket_files import (
     answers_http2,
@@ -99,6 +100,7 @@ class ControlServer:
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
+                *_limits.server_options(),  # what callers without credentials can hold
             ],
         )
         process = pb.ProcessInfo(**process_fields())
@@ -175,7 +177,7 @@ class ControlServer:
         if self._listening:
             with contextlib.suppress(ValueError, RuntimeError):  # start() may be what failed
                 self._server.start()
-            self._server.stop(None).wait()
+            stop_within_bound(self._server, self._pool, None)
         self._pool.shutdown(wait=False)
         for path in (self.socket_path, self.token_path):
             path.unlink(missing_ok=True)
@@ -198,7 +200,7 @@ class ControlServer:
             self._signal_stopper.uninstall()
         if os.getpid() == self.pid:
             self._health.enter_graceful_shutdown()
-            self._server.stop(grace).wait()
+            stop_within_bound(self._server, self._pool, grace)  # never waits forever
             self._pool.shutdown(wait=False)
             for path in (self.socket_path, self.token_path):
                 with contextlib.suppress(FileNotFoundError):

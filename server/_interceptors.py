@@ -3,11 +3,19 @@ fault barrier around it.
 
 Authentication needs the TLS peer (client certificate subject), which gRPC
 gives only to the servicer context, so the interceptor wraps each method
-handler instead of deciding in intercept_service alone. The fault barrier
-turns an unexpected exception into INTERNAL with a generic message: its text
-(paths, internals) goes to the host's log, never to the client. A request
-whose bytes do not parse is refused with INVALID_ARGUMENT after authentication
-(gRPC itself would answer INTERNAL, to anyone, and log a traceback).
+handler instead of deciding in intercept_service alone.
+
+But a call whose metadata carries no token we know, on a server that grants
+no certificate, is refused in intercept_service already, by a handler that
+reads no request: a unary handler would first wait for the request message
+on a worker, and 40 such calls that never sent one held all 32 call slots
+(issue 18.3). Calls served without credentials (reflection) are limited to
+_limits.MAX_PUBLIC_CALLS at once.
+
+The fault barrier turns an unexpected exception into INTERNAL with a generic
+message: its text (paths, internals) goes to the host's log, never to the
+client. A request whose bytes do not parse is refused with INVALID_ARGUMENT
+after authentication (see _decoding; reflection's requests too).
 """
 
 from __future__ import annotations
@@ -18,16 +26,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
+from threadctl import _audit, _limits
 from threadctl._auth import Authenticator, Caller, Role
+from threadctl._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
 
 logger = logging.getLogger("threadctl")
 
 _current = threading.local()
-CONTROL_METHODS = frozenset(
-    {"/threadctl.v1.ThreadControl/StopThread", "/threadctl.v1.ThreadControl/StopAllThreads"}
-)
+# The methods that need the control role, and the audit log's name for each.
+CONTROL_METHODS = {
+    "/threadctl.v1.ThreadControl/StopThread": "stop",
+    "/threadctl.v1.ThreadControl/StopAllThreads": "stop_all",
+}
 
 
 # Server reflection tells the API's schema (as public as the .proto), nothing
@@ -45,6 +56,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, authenticator: Authenticator) -> None:
         self._authenticator = authenticator
+        self._public_slots = threading.BoundedSemaphore(_limits.MAX_PUBLIC_CALLS)
 
     def intercept_service(
         self,
@@ -56,27 +68,72 @@ class ServerInterceptor(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method  # type: ignore[attr-defined]
         if method.startswith(PUBLIC_PREFIX):
-            return handler  # the API's schema, as public as the .proto
+            # The API's schema, as public as the .proto: no credentials, but
+            # its requests are decoded here, never on grpcio's path.
+            return _limited(_wrap(handler, _public), self._public_slots)
         metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        if not self._authenticator.may_admit(metadata):
+            return _REFUSE_UNAUTHENTICATED  # before any worker waits for a message
         needed = required_role(method)
 
         def admit(context: grpc.ServicerContext) -> None:
             caller = self._authenticator.caller(context.peer(), metadata, context.auth_context())
             if caller is None:
-                context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "no valid credentials: the owner's token (read automatically by the"
-                    " threadctl CLI), a bearer token, or a client certificate",
-                )
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
             elif caller.role < needed:
-                context.abort(
-                    grpc.StatusCode.PERMISSION_DENIED,
+                message = (
                     f"{caller.name} may only read; {method.rsplit('/', 1)[-1]} needs the"
-                    " control role",
+                    " control role"
                 )
+                # Audited: the caller is known (unlike one without credentials).
+                _audit.refused(action=CONTROL_METHODS[method], caller=caller.name, error=message)
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
             remember_caller(context, caller)
 
         return _wrap(handler, admit)
+
+
+_UNAUTHENTICATED = (
+    "no valid credentials: the owner's token (read automatically by the threadctl CLI), a"
+    " bearer token, or a client certificate"
+)
+
+
+def _refuse_unauthenticated(requests: Iterator[Any], context: grpc.ServicerContext) -> None:
+    context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
+
+
+# Request-streaming, so gRPC runs it at once instead of first waiting on a
+# worker for a request message that may never come. The client cannot tell.
+_REFUSE_UNAUTHENTICATED = grpc.stream_unary_rpc_method_handler(_refuse_unauthenticated)
+
+
+def _public(context: grpc.ServicerContext) -> None:
+    """Admits every caller (server reflection)."""
+
+
+def _limited(
+    handler: grpc.RpcMethodHandler, slots: threading.BoundedSemaphore
+) -> grpc.RpcMethodHandler:
+    """`handler` (bidirectional streaming), refused with RESOURCE_EXHAUSTED
+    while all `slots` are taken: a caller without credentials who opens
+    streams and sends nothing holds that many call slots at most."""
+    inner = handler.stream_stream
+
+    def limited(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        if not slots.acquire(blocking=False):
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"at most {_limits.MAX_PUBLIC_CALLS} reflection calls at once; try again later",
+            )
+        try:
+            yield from inner(requests, context)
+        finally:
+            slots.release()
+
+    return grpc.stream_stream_rpc_method_handler(
+        limited, handler.request_deserializer, handler.response_serializer
+    )
 
 
 def remember_caller(context: grpc.ServicerContext, caller: Caller) -> None:
@@ -101,18 +158,18 @@ def _wrap(
 
         def unary(request: Any, context: grpc.ServicerContext) -> Any:
             admit(context)
-            _refuse_undecodable(request, context)
+            refuse_undecodable(request, context)
             return _barrier(lambda: inner_unary(request, context), context)
 
         return grpc.unary_unary_rpc_method_handler(
-            unary, _tolerant(handler.request_deserializer), handler.response_serializer
+            unary, tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.unary_stream is not None:
         inner_stream = handler.unary_stream
 
         def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             admit(context)
-            _refuse_undecodable(request, context)
+            refuse_undecodable(request, context)
             iterator = _barrier(lambda: iter(inner_stream(request, context)), context)
             while True:
                 try:
@@ -122,56 +179,37 @@ def _wrap(
                 yield item
 
         return grpc.unary_stream_rpc_method_handler(
-            stream, _tolerant(handler.request_deserializer), handler.response_serializer
+            stream, tolerant(handler.request_deserializer), handler.response_serializer
         )
     if handler.stream_unary is not None:
         inner_client_stream = handler.stream_unary
 
         def client_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
             admit(context)
-            return _barrier(lambda: inner_client_stream(requests, context), context)
+            undecodable: list[bool] = []
+            response = _barrier(
+                lambda: inner_client_stream(decoded(requests, undecodable), context), context
+            )
+            if undecodable:
+                refuse_undecodable(UNDECODABLE, context)
+            return response
 
         return grpc.stream_unary_rpc_method_handler(
-            client_stream, handler.request_deserializer, handler.response_serializer
+            client_stream, tolerant(handler.request_deserializer), handler.response_serializer
         )
     inner_bidi = handler.stream_stream
 
     def bidi(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         admit(context)
-        yield from inner_bidi(requests, context)  # reflection: a library's own handler
+        undecodable: list[bool] = []
+        # Reflection: a library's own handler, fed only messages that parsed.
+        yield from inner_bidi(decoded(requests, undecodable), context)
+        if undecodable:
+            refuse_undecodable(UNDECODABLE, context)
 
     return grpc.stream_stream_rpc_method_handler(
-        bidi, handler.request_deserializer, handler.response_serializer
+        bidi, tolerant(handler.request_deserializer), handler.response_serializer
     )
-
-
-# Stands in for a request whose bytes do not parse (see _tolerant).
-_UNDECODABLE = object()
-
-
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
-    """`deserializer`, but a request that does not parse becomes _UNDECODABLE
-    instead of an exception, so the handler decides its status after
-    authenticating the caller."""
-    if deserializer is None:
-        return None
-
-    def deserialize(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except DecodeError:  # corrupt or truncated bytes, a string that is not UTF-8
-            return _UNDECODABLE
-
-    return deserialize
-
-
-def _refuse_undecodable(request: Any, context: grpc.ServicerContext) -> None:
-    if request is _UNDECODABLE:
-        context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "the request is not a valid protobuf message for this method (corrupt or truncated"
-            " bytes, or a string field that is not UTF-8)",
-        )
 
 
 def _barrier(call: Callable[[], Any], context: grpc.ServicerContext) -> Any:

@@ -174,6 +174,13 @@ def unsafe_reason(directory: Path) -> str | None:
         info = os.lstat(directory)
     except OSError as error:
         return f"{directory}: {error.strerror}"
+    return why_not_private(directory, info)
+
+
+def why_not_private(directory: Path, info: os.stat_result) -> str | None:
+    """The check of unsafe_reason on `info`: an lstat of `directory`, or the
+    fstat of a descriptor the client opened it as (so that what it checks is
+    what it then connects through, see threadctl.client._local_socket)."""
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         return f"{directory} is not a plain directory"
     if info.st_uid != os.geteuid():
@@ -181,6 +188,15 @@ def unsafe_reason(directory: Path) -> str | None:
     if stat.S_IMODE(info.st_mode) & 0o077:
         return f"{directory} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0700"
     return _unsafe_parent(directory)
+
+
+def is_runtime_dir_name(directory: Path) -> bool:
+    """Whether `directory` is named as our runtime directory or one of its
+    fallbacks is: sockets found there must pass the server's own check."""
+    default = runtime_dir()
+    return directory == default or (
+        directory.parent == default.parent and directory.name.startswith(f"{default.name}-")
+    )
 
 
 def _unsafe_parent(directory: Path) -> str | None:

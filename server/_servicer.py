@@ -3,6 +3,12 @@
 This is the one place that knows about gRPC status codes. It turns requests
 into calls of `_control`, and domain errors into the codes promised in
 threadctl.proto; nothing else is caught here, so a bug surfaces as a bug.
+
+Every refusal of a stop is audited (issue 18.5): the ones decided here (a
+bad mode or selector, forced stops disabled, a malformed identity, the
+server closing) and an InvalidArgument from _control, which audits only the
+refusals it decides after validating (no such thread, identity mismatch,
+protected thread).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import NoReturn
 
 import grpc
 
-from threadctl import _control
+from threadctl import _audit, _control
 from threadctl._interceptors import caller_name
 from threadctl._proto_mapping import stop_all_response, stop_response, to_proto
 from threadctl._selector import Selector
@@ -33,6 +39,11 @@ _DEADLINE_MARGIN = 0.1
 # How often a watch between two messages checks for cancellation or close.
 _ABANDON_CHECK_INTERVAL = 0.25
 MAX_WATCHES = 4
+_CLOSING = "the control server is shutting down"
+_FORCE_DISABLED = (
+    "forced stops are disabled in this process (install(allow_forced_stops=False)); nothing was"
+    " stopped"
+)
 
 
 class ThreadControlServicer(pb_grpc.ThreadControlServicer):
@@ -57,9 +68,8 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.GetThreadRequest, context: grpc.ServicerContext
     ) -> pb.GetThreadResponse:
         self._refuse_if_closing(context)
-        selector = _selected(request.thread, context)
         try:
-            found = _control.get_thread_by(selector)
+            found = _control.get_thread_by(_selector_of(request.thread))
         except ThreadctlError as error:
             _abort(context, error)
         return pb.GetThreadResponse(thread=to_proto(found))
@@ -67,19 +77,35 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
     def StopThread(  # noqa: N802 - gRPC method name
         self, request: pb.StopThreadRequest, context: grpc.ServicerContext
     ) -> pb.StopThreadResponse:
-        self._refuse_if_closing(context)
-        selector = _selected(request.thread, context)
-        if request.mode not in pb.StopMode.values():
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
         force = request.mode == pb.STOP_MODE_FORCE
-        if force and not self._allow_forced_stops:
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "forced stops are disabled in this process (install(allow_forced_stops=False));"
-                " nothing was stopped",
+        known_mode = request.mode in pb.StopMode.values()
+        mode = ("force" if force else "cooperative") if known_mode else f"unknown ({request.mode})"
+        which = request.thread.WhichOneof("id")
+
+        def refuse(code: grpc.StatusCode, message: str) -> NoReturn:
+            _audit.stop_refused(
+                caller=caller_name(context),
+                ident=request.thread.ident if which == "ident" else None,
+                native_id=request.thread.native_id if which == "native_id" else None,
+                mode=mode,
+                reason=request.reason,
+                error=message,
             )
+            context.abort(code, message)
+            raise AssertionError("context.abort returned")  # pragma: no cover
+
+        if self._closing.is_set():
+            refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
+        try:
+            selector = _selector_of(request.thread)
+        except InvalidArgument as error:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if not known_mode:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, f"unknown stop mode {request.mode}")
+        if force and not self._allow_forced_stops:
+            refuse(grpc.StatusCode.FAILED_PRECONDITION, _FORCE_DISABLED)
         if request.expected_identity and not _IDENTITY_PATTERN.fullmatch(request.expected_identity):
-            context.abort(
+            refuse(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"malformed expected_identity {request.expected_identity[:40]!r}"
                 " (use ThreadRecord.identity from a listing)",
@@ -96,20 +122,30 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
-        except ThreadctlError as error:
+        except InvalidArgument as error:  # raised before _control audits anything
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ThreadctlError as error:  # audited by _control
             _abort(context, error)
         return stop_response(result)
 
     def StopAllThreads(  # noqa: N802 - gRPC method name
         self, request: pb.StopAllThreadsRequest, context: grpc.ServicerContext
     ) -> pb.StopAllThreadsResponse:
-        self._refuse_if_closing(context)
-        if request.force and not self._allow_forced_stops:
-            context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "forced stops are disabled in this process (install(allow_forced_stops=False));"
-                " nothing was stopped",
+        def refuse(code: grpc.StatusCode, message: str) -> NoReturn:
+            _audit.refused(
+                action="stop_all",
+                caller=caller_name(context),
+                error=message,
+                reason=request.reason,
+                force=request.force,
             )
+            context.abort(code, message)
+            raise AssertionError("context.abort returned")  # pragma: no cover
+
+        if self._closing.is_set():
+            refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
+        if request.force and not self._allow_forced_stops:
+            refuse(grpc.StatusCode.FAILED_PRECONDITION, _FORCE_DISABLED)
         try:
             result = stop_all(
                 grace=request.grace_seconds,
@@ -120,6 +156,8 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 caller=caller_name(context),
                 abandoned=lambda: self._caller_gone(context),
             )
+        except InvalidArgument as error:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except ThreadctlError as error:
             _abort(context, error)
         return stop_all_response(result)
@@ -166,19 +204,14 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
 
     def _refuse_if_closing(self, context: grpc.ServicerContext) -> None:
         if self._closing.is_set():
-            context.abort(grpc.StatusCode.UNAVAILABLE, "the control server is shutting down")
+            context.abort(grpc.StatusCode.UNAVAILABLE, _CLOSING)
 
 
-def _selected(selector: pb.ThreadSelector, context: grpc.ServicerContext) -> Selector:
+def _selector_of(selector: pb.ThreadSelector) -> Selector:
     which = selector.WhichOneof("id")
-    try:
-        if which is None or not getattr(selector, which):
-            raise InvalidArgument(
-                "thread: set a non-zero ident, native_id or tid_or_ident, or a name"
-            )
-        return Selector(**{which: getattr(selector, which)})
-    except InvalidArgument as error:
-        _abort(context, error)
+    if which is None or not getattr(selector, which):
+        raise InvalidArgument("thread: set a non-zero ident, native_id or tid_or_ident, or a name")
+    return Selector(**{which: getattr(selector, which)})
 
 
 def _abort(context: grpc.ServicerContext, error: ThreadctlError) -> NoReturn:

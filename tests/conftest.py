@@ -47,9 +47,25 @@ def workers(start_host: Callable[..., Host]) -> Host:
     return start_host("workers.py")
 
 
+# Client certificates of the pki fixture: file name -> (subject as given to
+# `openssl req -subj`, subjectAltName or None).
+CLIENT_CERTIFICATES = {
+    "ops-console": ("/CN=ops-console", None),
+    "reader": ("/CN=reader", None),
+    "stranger": ("/CN=stranger", None),
+    # Issued to a reader; its O holds an escaped comma and a fake CN (issue 18.2).
+    "escaped-comma": ("/CN=reader/O=x,CN=ops-console", None),
+    "two-cns": ("/CN=ops-console/CN=reader", None),
+    "san": ("/CN=reader", "DNS:ops-console,URI:spiffe://example/ops-console"),
+    "no-cn": ("/O=ops-console", "DNS:ops-console"),
+    "org-unit": ("/O=Acme, Inc./OU=ops/CN=lister", None),
+}
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A CA, a server certificate for localhost, and client certificates."""
+    """A CA, a server certificate for localhost, and the client certificates
+    of CLIENT_CERTIFICATES (`<name>.pem`, `<name>.key`)."""
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make certificates")
     directory = tmp_path_factory.mktemp("pki")
@@ -60,11 +76,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
             "-subj", "/CN=threadctl test CA")  # fmt: skip
-    (directory / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name, ext in (("server", ["-extfile", "server.ext"]), ("ops-console", []), ("reader", []),
-                      ("stranger", [])):  # fmt: skip
-        cn = "localhost" if name == "server" else name
-        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={cn}")
+    certificates = {"server": ("/CN=localhost", "DNS:localhost,IP:127.0.0.1"),
+                    **CLIENT_CERTIFICATES}  # fmt: skip
+    for name, (subject, alt_names) in certificates.items():
+        ext = []
+        if alt_names:
+            (directory / f"{name}.ext").write_text(f"subjectAltName={alt_names}\n")
+            ext = ["-extfile", f"{name}.ext"]
+        openssl("req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
         openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
                 "-CAcreateserial", "-out", f"{name}.pem", "-days", "2", *ext)  # fmt: skip
     return directory

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 from support import Host, cli_json, run_cli
 
@@ -202,3 +204,42 @@ def test_usage_errors_exit_2(env: dict[str, str]) -> None:
         result = run_cli(*argv, env=env)
         assert result.returncode == 2, argv
         assert "Traceback" not in result.stderr
+
+
+# Text a target process controls that would act on a terminal: set the window
+# title, clear the screen, a right-to-left override, a C1 CSI, and a newline
+# and tab that would start a fake line (issue 18.6).
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\u202eevil\x9b31m\n\tfake line"
+ESCAPED = "\\x1b]0;pwned\\x07\\x1b[2J\\u202eevil\\x9b31m\\x0a\\x09fake line"
+TERMINAL_ACTIVE = {*map(chr, range(0x20)), *map(chr, range(0x7F, 0xA0)), "\u202e"} - {"\n"}
+
+
+def test_text_of_the_target_reaches_the_terminal_escaped_and_json_exact(
+    start_host: Callable[..., Host], env: dict[str, str], tmp_path: Path
+) -> None:
+    host = start_host("escapes.py", HOSTILE)
+    target = ["--pid", str(host.pid)]
+    tid = str(host.ready["tid"])
+    listing = cli_json("list", *target, env=env)
+    human = {
+        " ".join(args): run_cli(*args, *target, env=env)
+        for args in (["list"], ["list", "--stacks"], ["show", tid], ["dump"],
+                     ["top", "-n", "1", "--interval", "0.2"], ["stop", tid, "--wait", "10"])
+    }  # fmt: skip
+    human["ps"] = run_cli("ps", env=env)
+    human["error"] = run_cli("list", "--target", str(tmp_path / f"{HOSTILE}.sock"), env=env)
+
+    for name, result in human.items():
+        text = result.stdout + result.stderr
+        assert not TERMINAL_ACTIVE & set(text), (name, text)
+        assert "fake line" not in [line.strip() for line in text.splitlines()], (name, text)
+    for name in ("list --stacks", f"show {tid}", "dump"):
+        assert human[name].stdout.count(ESCAPED) >= 3, human[name].stdout  # name, function, file
+    assert f"escapes.py {ESCAPED[:18]}" in human["list"].stdout  # argv in the header (clipped)
+    assert human["error"].returncode == 3
+    assert human["error"].stderr.endswith(f"{ESCAPED}.sock: no such socket\n")
+    assert human[f"stop {tid} --wait 10"].returncode == 0
+    host.expect("EXITED")
+    [thread] = [t for t in listing["threads"] if t["native_id"] == int(tid)]
+    assert thread["name"] == HOSTILE
+    assert HOSTILE in listing["process"]["argv"]

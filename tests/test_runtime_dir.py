@@ -13,13 +13,15 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 import threadctl
 from support import DEADLINE, HOSTS, THREADCTL, Host, connect
-from threadctl.client import running_servers
+from threadctl.client import Client, ClientError, running_servers
 from threadctl.client._discovery import address_for_pid
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -204,3 +206,112 @@ def test_with_no_safe_place_the_program_runs_without_the_server(no_xdg: dict[str
         assert embedded.stdout == reason + "\n", embedded.stderr
     finally:
         host.stop()
+
+
+# --- the client's side (issue 18.4): it checks what it connects to -------------------
+
+SECRET = "root-secret-token-0123456789"
+
+
+@pytest.fixture
+def attacker_dir() -> Iterator[Path]:
+    """A directory of the other user's, that anyone may enter (as in /tmp)."""
+    directory = Path(tempfile.mkdtemp(prefix="threadctl-attacker-", dir="/tmp"))
+    os.chmod(directory, 0o755)
+    os.chown(directory, NOBODY, NOBODY)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def impostor(env: dict[str, str]) -> Iterator[Callable[..., Host]]:
+    """Start tests/hosts/impostor.py (it becomes uid 65534); all end after the test."""
+    started: list[Host] = []
+
+    def start(*args: str, prefix: Sequence[str] = ()) -> Host:
+        host = Host([*prefix, sys.executable, str(HOSTS / "impostor.py"), *args], env)
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+def _calls(impostor: Host) -> list[str]:
+    """The authorization values the impostor received."""
+    impostor.send("calls")
+    return json.loads(impostor.expect("CALLS ")[len("CALLS ") :])
+
+
+@as_root
+def test_root_sends_a_token_it_was_given_to_no_other_users_socket(
+    attacker_dir: Path, impostor: Callable[..., Host], env: dict[str, str]
+) -> None:
+    socket_path = attacker_dir / "app.sock"
+    fake = impostor("--socket", str(socket_path))
+
+    result = subprocess.run(
+        [THREADCTL, "list", "--target", str(socket_path)], env={**env, "THREADCTL_TOKEN": SECRET},
+        capture_output=True, text=True, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 7
+    assert result.stderr == (
+        f"threadctl: {socket_path} belongs to uid {NOBODY}, not to you; not sending your token\n"
+    )
+    assert _calls(fake) == []
+
+
+@as_root
+def test_a_socket_swapped_for_a_symlink_never_gets_the_owners_token(
+    attacker_dir: Path,
+    impostor: Callable[..., Host],
+    start_host: Callable[..., Host],
+    tmp_path: Path,
+) -> None:
+    """The other user keeps flipping a symlink between our real socket and
+    theirs, with a symlink to our token beside it: checking by path and then
+    connecting by path sent our token to them about 1 in 20 times."""
+    ours = tmp_path / "app.sock"
+    start_host("plain_script.py", launcher=["-m", "threadctl", "--socket", str(ours)])
+    token = ours.with_suffix(".token").read_text().strip()
+    theirs, link = attacker_dir / "impostor.sock", attacker_dir / "app.sock"
+    token_link = ["--link", str(attacker_dir / "app.token"), str(ours.with_suffix(".token"))]
+    flip = ["--flip", str(link), str(ours), str(theirs)]
+    fake = impostor("--socket", str(theirs), *token_link, *flip)
+
+    outcomes: dict[str, int] = {}
+    for _ in range(200):
+        try:
+            with Client(f"unix:{link}", timeout=5) as client:
+                client.list_threads()
+            outcome = "listed"
+        except ClientError as error:
+            outcome = type(error).__name__
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    assert not [value for value in _calls(fake) if token in value]
+    assert outcomes == {"NotAllowed": 200}
+
+
+@private_tmp
+def test_a_socket_planted_for_our_pid_in_a_squatted_directory_is_never_used(
+    no_xdg: dict[str, str], impostor: Callable[..., Host]
+) -> None:
+    """Another user made /tmp/threadctl-<uid> first, and serves a socket and a
+    token named after our PID in it: `list --pid` shows our process."""
+    script = str(HOSTS / "plain_script.py")
+    host = Host(_in_private_tmp(SQUAT, sys.executable, "-m", "threadctl", script), no_xdg)
+    try:
+        planted = f"{DEFAULT}/{host.pid}"
+        fake = impostor("--socket", f"{planted}.sock", "--token", f"{planted}.token",
+                        "--pid", str(host.pid),
+                        prefix=["nsenter", "--target", str(host.pid), "--mount", "--"])  # fmt: skip
+        listed = _cli_in(host, "list", "--pid", str(host.pid), "--json")
+
+        assert listed.returncode == 0, listed.stderr
+        assert "plain-worker" in {t["name"] for t in json.loads(listed.stdout)["threads"]}
+        assert _calls(fake) == []
+    finally:
+        assert host.stop() == 0

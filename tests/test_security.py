@@ -16,6 +16,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from support import Host, cli_json, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
@@ -188,8 +190,88 @@ def test_mutual_tls_roles_decide_who_may_stop(
     assert no_cert.returncode == 3  # the TLS handshake itself fails without a certificate
     audit = [json.loads(line[6:]) for line in _lines(host, "AUDIT ") if "stop" in line]
     callers = {(a["caller"], a["outcome"]) for a in audit}
-    assert ("certificate CN=reader", "refused") not in callers  # refused before the handler
+    assert ("certificate CN=reader", "refused") in callers  # by the interceptor, audited
     assert ("certificate CN=ops-console", "exited") in callers
+
+
+def test_a_certificate_gets_only_the_role_its_own_subject_is_granted(
+    start_host: StartHost, env: dict[str, str], pki: Path
+) -> None:
+    """Subjects are parsed as distinguished names (RFC 4514), never split on
+    commas: a reader's certificate whose O holds an escaped ",CN=ops-console"
+    stopped threads before (issue 18.2). Several CNs match no common-name
+    grant; subject alternative names grant nothing."""
+    host = _tcp_host(start_host, env, {
+        "cert": str(pki / "server.pem"), "key": str(pki / "server.key"),
+        "client_ca": str(pki / "ca.pem"),
+        "subjects": {"ops-console": "CONTROL", "reader": "READ",
+                     "CN=lister,OU=ops,O=Acme\\, Inc.": "READ"},
+    })  # fmt: skip
+    target = host.ready["tcp"]
+
+    def cli(who: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--target", target, "--tls-ca", str(pki / "ca.pem"),
+                       "--tls-cert", str(pki / f"{who}.pem"), "--tls-key", str(pki / f"{who}.key"),
+                       "--tls-server-name", "localhost", env=_client_env(env))  # fmt: skip
+
+    listing = json.loads(cli("reader", "list", "--json").stdout)
+    coop = str(next(t["native_id"] for t in listing["threads"] if t["name"] == "coop"))
+    stops = {who: cli(who, "stop", coop, "--force") for who in
+             ("escaped-comma", "two-cns", "san", "no-cn", "org-unit")}  # fmt: skip
+    lister = cli("org-unit", "list", "--json")
+    after = json.loads(cli("reader", "list", "--json").stdout)
+
+    def read_only(subject: str) -> str:
+        return (
+            f"threadctl: certificate {subject} may only read; StopThread needs the control role\n"
+        )
+
+    unauthenticated = (
+        "threadctl: no valid credentials: the owner's token (read automatically by the threadctl"
+        " CLI), a bearer token, or a client certificate\n"
+    )
+    assert {who: (r.returncode, r.stderr) for who, r in stops.items()} == {
+        "escaped-comma": (7, read_only("O=x\\,CN=ops-console,CN=reader")),
+        "two-cns": (7, unauthenticated),
+        "san": (7, read_only("CN=reader")),
+        "no-cn": (7, unauthenticated),
+        "org-unit": (7, read_only("CN=lister,OU=ops,O=Acme\\, Inc.")),
+    }
+    assert lister.returncode == 0, lister.stderr
+    assert next(t for t in after["threads"] if t["name"] == "coop")["stop_state"] == "none"
+
+
+def _rfc4514(value: str) -> str:
+    """`value` escaped the way OpenSSL prints subjects (XN_FLAG_RFC2253):
+    specials with a backslash, bytes beyond ASCII and controls as \\XX."""
+    out = []
+    for index, char in enumerate(value):
+        if (
+            char in ',+"\\<>;'
+            or (char in "# " and index == 0)
+            or (char == " " and index == len(value) - 1)
+        ):
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) >= 0x7F:
+            out.extend(f"\\{byte:02X}" for byte in char.encode())
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+_ATTRIBUTE = st.tuples(st.sampled_from(["CN", "O", "OU", "C", "2.5.4.3"]), st.text(min_size=1))
+
+
+@given(st.lists(st.lists(_ATTRIBUTE, min_size=1, max_size=3), max_size=4))
+@settings(max_examples=300, derandomize=True, database=None)
+def test_a_subject_parses_back_into_the_attributes_it_was_written_from(
+    rdns: list[list[tuple[str, str]]],
+) -> None:
+    from threadctl._dn import parse_dn
+
+    text = ",".join("+".join(f"{kind}={_rfc4514(value)}" for kind, value in rdn) for rdn in rdns)
+
+    assert parse_dn(text) == tuple(frozenset(rdn) for rdn in rdns)
 
 
 def test_tls_with_tokens_and_nothing_leaks_to_the_log(
@@ -267,7 +349,103 @@ def test_unix_socket_audit_names_the_local_caller(
     assert stopped.returncode == 0, stopped.stderr
     record = json.loads(host.expect("AUDIT ")[len("AUDIT ") :])
     assert record["action"] == "stop"
-    assert record["caller"] == f"unix socket (owner's token, uid {os.geteuid()})"
+    assert record["caller"] == f"unix socket (owner's token, claimed uid {os.geteuid()})"
+
+
+@pytest.mark.parametrize(
+    ("sent", "recorded"), [("4242", "4242"), ("0 (root, really)", "?"), (None, "?")]
+)
+def test_the_uid_a_local_client_sends_is_recorded_as_claimed(
+    start_host: StartHost, env: dict[str, str], sent: str | None, recorded: str
+) -> None:
+    """gRPC gives the server no peer uid for a Unix socket: the uid in the
+    metadata is whatever the client says, and the audit log says so."""
+    host = _tcp_host(start_host, env, {"tokens": [["ci", ADMIN_TOKEN, "CONTROL"]],
+                                       "insecure": True})  # fmt: skip
+    path = Path(host.ready["socket"])
+    metadata = [("authorization", f"Bearer {path.with_suffix('.token').read_text().strip()}")]
+    metadata += [("x-threadctl-uid", sent)] if sent is not None else []
+    with grpc.insecure_channel(f"unix:{path}") as channel:
+        stub = pb_grpc.ThreadControlStub(channel)
+        listing = stub.ListThreads(pb.ListThreadsRequest(), timeout=10, metadata=metadata)
+        coop = next(t for t in listing.threads if t.name == "coop")
+        request = pb.StopThreadRequest(thread=pb.ThreadSelector(ident=coop.ident), wait_seconds=10)
+        stub.StopThread(request, timeout=20, metadata=metadata)
+
+    record = json.loads(host.expect("AUDIT ")[len("AUDIT ") :])
+    assert record["caller"] == f"unix socket (owner's token, claimed uid {recorded})"
+    assert record["outcome"] == "exited"
+
+
+FORCE_DISABLED = (
+    "forced stops are disabled in this process (install(allow_forced_stops=False)); nothing was"
+    " stopped"
+)
+
+
+def test_every_refused_stop_is_audited(start_host: StartHost, env: dict[str, str]) -> None:
+    """Refusals decided by the servicer (bad input, forced stops disabled) and
+    by role are audited; a call without credentials is not (anyone could
+    fill the host's log)."""
+    host = _tcp_host(start_host, env, {"tokens": [["ci-reader", READ_TOKEN, "READ"]],
+                                       "insecure": True, "allow_forced_stops": False})  # fmt: skip
+    path = Path(host.ready["socket"])
+    owner = [("authorization", f"Bearer {path.with_suffix('.token').read_text().strip()}")]
+    reader = [("authorization", f"Bearer {READ_TOKEN}")]
+    one = pb.ThreadSelector(ident=1)  # no refusal below gets as far as looking for it
+    stop, stop_all = pb.StopThreadRequest, pb.StopAllThreadsRequest
+    local = "unix socket (owner's token, claimed uid ?)"
+    # (who, request, status, (action, caller, mode, error) of the record or None)
+    cases = [
+        (owner, stop(thread=one, mode=pb.STOP_MODE_FORCE), "FAILED_PRECONDITION",
+         ("stop", local, "force", FORCE_DISABLED)),
+        (owner, stop(thread=one, mode=99), "INVALID_ARGUMENT",
+         ("stop", local, "unknown (99)", "unknown stop mode 99")),
+        (owner, stop(thread=one, wait_seconds=-1), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "wait must be between 0 and 3600 seconds, not -1.0")),
+        (owner, stop(thread=one, expected_identity="x"), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative",
+          "malformed expected_identity 'x' (use ThreadRecord.identity from a listing)")),
+        (owner, stop(), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "thread: set a non-zero ident or native_id")),
+        (owner, stop(thread=one, reason="a\x1b[2Jb"), "INVALID_ARGUMENT",
+         ("stop", local, "cooperative", "reason must not contain control characters")),
+        (owner, stop_all(force=True), "FAILED_PRECONDITION",
+         ("stop_all", local, None, FORCE_DISABLED)),
+        (owner, stop_all(grace_seconds=-1), "INVALID_ARGUMENT",
+         ("stop_all", local, None, "grace must be between 0 and 3600 seconds, not -1.0")),
+        (reader, stop(thread=one), "PERMISSION_DENIED",
+         ("stop", "token ci-reader", None,
+          "token ci-reader may only read; StopThread needs the control role")),
+        ([], stop(thread=one), "UNAUTHENTICATED", None),
+    ]  # fmt: skip
+    codes, records = [], []
+    with (
+        grpc.insecure_channel(f"unix:{path}") as unix,
+        grpc.insecure_channel(host.ready["tcp"]) as tcp,
+    ):
+        for who, request, _status, expected in cases:
+            method = "StopThread" if isinstance(request, stop) else "StopAllThreads"
+            call = (tcp if who is reader else unix).unary_unary(
+                f"/threadctl.v1.ThreadControl/{method}",
+                request_serializer=type(request).SerializeToString,
+            )
+            with pytest.raises(grpc.RpcError) as refused:
+                call(request, timeout=10, metadata=who)
+            codes.append(refused.value.code().name)
+            if expected is not None:
+                records.append(json.loads(host.expect("AUDIT ")[len("AUDIT ") :]))
+    host.send("fds")  # a round trip: any record of the last call is printed by now
+    host.expect("FDS ")
+
+    assert codes == [status for _who, _request, status, _expected in cases]
+    assert [(r["action"], r["caller"], r.get("mode"), r["error"]) for r in records] == [
+        expected for *_, expected in cases if expected is not None
+    ]
+    assert {r["outcome"] for r in records} == {"refused"}
+    assert (records[0]["ident"], records[4]["ident"]) == (1, None)
+    assert records[5]["reason"] == "a\x1b[2Jb"
+    assert _lines(host, "AUDIT ") == []
 
 
 def _lines(host: Host, prefix: str) -> list[str]:

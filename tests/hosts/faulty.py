@@ -3,6 +3,11 @@
 Commands on stdin:
   fail  the next thread snapshot (ListThreads, WatchThreads) raises a
         RuntimeError whose text names a secret path
+  wedge gRPC's own stop never finishes from now on (as grpcio's did after
+        an undecodable reflection request, issue 18): stop(None) blocks,
+        stop(grace) returns an event that is never set
+  close server.close(), then print CLOSED
+  exit  leave without close(): the interpreter's exit closes the server
 Every record of the `threadctl` logger is printed as `LOG <json>` with its
 level, message and traceback, so the test sees what reached the host's log.
 """
@@ -20,6 +25,7 @@ from threadctl import _snapshot
 
 SECRET = "/secret/path/customer-db.key"
 armed = threading.Event()
+never = threading.Event()
 real_snapshot_all = _snapshot.snapshot_all
 
 
@@ -28,6 +34,12 @@ def snapshot_all(include_stacks: bool = False) -> list[threadctl.ThreadSnapshot]
         armed.clear()
         raise RuntimeError(f"cannot open {SECRET}: internal detail")
     return real_snapshot_all(include_stacks=include_stacks)
+
+
+def wedged_stop(self: object, grace: float | None) -> threading.Event:
+    if grace is None:
+        never.wait()
+    return never
 
 
 class PrintRecords(logging.Handler):
@@ -55,7 +67,16 @@ for module in list(sys.modules.values()):
 
 say("READY " + json.dumps({"socket": str(server.socket_path), "secret": SECRET}))
 for line in sys.stdin:
-    if line.strip() == "fail":
+    command = line.strip()
+    if command == "fail":
         armed.set()
         say("ARMED")
+    elif command == "wedge":
+        type(server._server).stop = wedged_stop
+        say("WEDGED")
+    elif command == "close":
+        server.close()
+        say("CLOSED")
+    elif command == "exit":
+        sys.exit(0)
 server.close()

@@ -1,22 +1,33 @@
 """Host: the control server also on TCP, configured from $THREADCTL_TEST_TCP
 (JSON: tcp, cert, key, client_ca, subjects {name: role}, tokens [[name, token,
-role]], insecure). Threads: `coop` (stops when asked) and `other`. Prints
-`AUDIT <json>` for audit records and `LOG <message>` for threadctl's other log
-records; exits on stdin EOF.
+role]], insecure, allow_forced_stops; limits {name: value} sets threadctl._limits constants
+before install, nofile lowers the soft limit of open files). Threads: `coop`
+(stops when asked) and `other`. Prints `AUDIT <json>` for audit records and
+`LOG <message>` for threadctl's other log records. Commands on stdin:
+  open  open a file, print OPENED (or OPEN FAILED <reason>)
+  fds   print FDS <number of open file descriptors>
+Exits on stdin EOF.
 """
 
 import json
 import logging
 import os
+import resource
 import sys
 import threading
 
 from _hostkit import say
 
 import threadctl
-from threadctl import Role, TLSConfig, TokenGrant
+from threadctl import Role, TLSConfig, TokenGrant, _limits
 
 config = json.loads(os.environ["THREADCTL_TEST_TCP"])
+for name, value in config.get("limits", {}).items():
+    assert hasattr(_limits, name), name
+    setattr(_limits, name, value)
+if "nofile" in config:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (config["nofile"], hard))
 
 
 class Print(logging.Handler):
@@ -43,6 +54,7 @@ server = threadctl.install(
     tls=tls,
     tokens=[TokenGrant(name, token, Role[role]) for name, token, role in config.get("tokens", [])],
     insecure_plaintext_tcp=config.get("insecure", False),
+    allow_forced_stops=config.get("allow_forced_stops", True),
 )
 
 
@@ -60,7 +72,15 @@ threads = [
 for thread in threads:
     thread.start()
 say("READY " + json.dumps({"socket": str(server.socket_path), "tcp": server.tcp_address}))
-sys.stdin.read()
+for line in sys.stdin:
+    if line.strip() == "open":
+        try:
+            with open(os.devnull):
+                say("OPENED")
+        except OSError as error:
+            say(f"OPEN FAILED {error.strerror}")
+    elif line.strip() == "fds":
+        say(f"FDS {len(os.listdir('/proc/self/fd'))}")
 release.set()
 for thread in threads:
     if thread.is_alive() and thread.name == "coop":
