@@ -47,8 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             backend.close()
     except ThreadctlError as error:
-        message = " ".join(str(error).split())
-        print(f"threadctl: {printable(message)}", file=sys.stderr)  # text of the target
+        print(f"threadctl: {printable(str(error))}", file=sys.stderr)  # text of the target
         return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130

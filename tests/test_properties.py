@@ -105,6 +105,8 @@ def _newly_stopped(before: Threads, after: Threads, target: str | None) -> list[
         if identity == target or thread.stop_state != NONE:
             continue
         now = after.get(identity)
+        if now is None and thread.protected:
+            continue  # threadctl's own (the landing thread ends when no stop waits)
         if now is None or now.stop_state != NONE:
             state = "gone" if now is None else pb.StopState.Name(now.stop_state)
             wrong.append(f"{thread.name} ({identity}): {state}")

@@ -407,7 +407,7 @@ def test_every_refused_stop_is_audited(start_host: StartHost, env: dict[str, str
          ("stop", local, "cooperative",
           "malformed expected_identity 'x' (use ThreadRecord.identity from a listing)")),
         (owner, stop(), "INVALID_ARGUMENT",
-         ("stop", local, "cooperative", "thread: set a non-zero ident or native_id")),
+         ("stop", local, "cooperative", "thread: set a non-zero ident, native_id or tid_or_ident, or a name")),
         (owner, stop(thread=one, reason="a\x1b[2Jb"), "INVALID_ARGUMENT",
          ("stop", local, "cooperative", "reason must not contain control characters")),
         (owner, stop_all(force=True), "FAILED_PRECONDITION",
