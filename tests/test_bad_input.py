@@ -395,7 +395,8 @@ def test_many_idle_connections_do_not_starve_the_server(
     workers: Host, channel: grpc.Channel
 ) -> None:
     """200 connections that send nothing, and 50 that stop in the middle of the
-    HTTP/2 preface: a new client is still answered within its deadline."""
+    HTTP/2 preface: a new client is still answered within its deadline. (The
+    server may close those over its connection cap, see _limits.)"""
     before = _stop_states(channel)
     idle: list[socket.socket] = []
     try:
@@ -404,7 +405,8 @@ def test_many_idle_connections_do_not_starve_the_server(
             idle.append(sock)
             sock.connect(workers.ready["socket"])
             if i >= 200:
-                sock.sendall(PREFACE[:10])
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    sock.sendall(PREFACE[:10])
         with connect(f"unix:{workers.ready['socket']}") as fresh:
             assert _health(fresh, timeout=5) == health_pb2.HealthCheckResponse.SERVING
             listing = pb_grpc.ThreadControlStub(fresh).ListThreads(
