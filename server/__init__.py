@@ -27,6 +27,7 @@ from threadctl.errors import (
     ThreadNotFound,
     ThreadStopped,
     UnsafeRuntimeDirectory,
+    UnsupportedRuntime,
 )
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ __all__ = [
     "ThreadctlError",
     "TokenGrant",
     "UnsafeRuntimeDirectory",
+    "UnsupportedRuntime",
     "__version__",
     "check_stop",
     "clear_stop",

@@ -24,7 +24,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from threadctl import _force, _limits, _paths
+from threadctl import _force, _gevent, _limits, _paths
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
 from threadctl._fields import process_fields
@@ -90,6 +90,8 @@ class ControlServer:
         self._closing = threading.Event()
         self._close_lock = threading.Lock()
         self._listening = False  # a port is bound (see _abandon)
+        # Closes the server before gevent patches threading under it.
+        self._gevent_guard = _gevent.PatchGuard(lambda: self.close(None), self.pid)
         self._pool = DaemonThreadPool(
             MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", on_start=registry.protect
         )
@@ -153,6 +155,7 @@ class ControlServer:
         # flight, which CPython 3.12 refuses at interpreter exit (RuntimeError,
         # and the socket stays behind); stop(None) cancels them at once.
         atexit.register(self.close, None)
+        self._gevent_guard.arm()
 
     def _why(self, step: str, error: OSError | RuntimeError) -> str:
         """The reason for a failed start, in words; gRPC's own RuntimeError
@@ -196,6 +199,7 @@ class ControlServer:
                 return
             self._closing.set()
         atexit.unregister(self.close)
+        self._gevent_guard.disarm()
         if self._signal_stopper is not None:
             self._signal_stopper.uninstall()
         if os.getpid() == self.pid:
@@ -283,8 +287,12 @@ def install(
             then runs the program without the server).
         ThreadctlError: this process was forked from one that ran a server,
             and gRPC cannot serve in it (it depends on the grpcio version).
+        UnsupportedRuntime: gevent has monkey-patched threading here (see
+            threadctl._gevent; a server installed before the patch closes
+            itself, with a warning, when the patch begins).
     """
     global _installed, _served_in_pid
+    _gevent.refuse_if_patched(os.getpid())
     forked = _served_in_pid not in (None, os.getpid())
     with _install_lock:
         if _installed is not None and _installed.pid == os.getpid():

@@ -46,6 +46,12 @@ class ServerStartFailed(ThreadctlError):
     What it had created is removed again; the cause is chained."""
 
 
+class UnsupportedRuntime(ThreadctlError):
+    """The process runs where threadctl's server cannot work correctly (gevent
+    has monkey-patched threading, see threadctl._gevent): refused at once
+    instead of starting a server that would deadlock."""
+
+
 class TaskStopped(Exception):
     """A task's Future failed because threadctl stopped the thread running it.
 
@@ -73,6 +79,7 @@ STATUS_OF: dict[type[Exception], str] = {
     ThreadNotFound: "NOT_FOUND",
     IdentityMismatch: "FAILED_PRECONDITION",
     ProtectedThread: "FAILED_PRECONDITION",
+    UnsupportedRuntime: "FAILED_PRECONDITION",
 }
 
 

@@ -149,15 +149,30 @@ def _partial(ident: int) -> dict:
 
 
 def _claim_main_thread(records: list, walked: dict, main: threading.Thread) -> None:
-    """Under gevent, `threading` keys the main thread by a greenlet id; when
-    exactly one OS thread is left unnamed, it is the main thread (its TID is
-    the process's PID)."""
+    """Under gevent, `threading` keys the main thread by a greenlet id: put it
+    back under its OS thread's ident (its TID is the process's PID)."""
+    if any(record["ident"] == main.ident for record in records):
+        return
     named = {record["ident"] for record in records}
-    unnamed = [ident for ident in walked if ident not in named]
-    if len(unnamed) == 1 and all(record["ident"] != main.ident for record in records):
+    ident = _main_os_ident()
+    if ident is None or ident not in walked:
+        unnamed = [other for other in walked if other not in named]
+        ident = unnamed[0] if len(unnamed) == 1 else None
+    if ident is not None and ident not in named:
         record = _thread_record(main)
-        record["ident"] = unnamed[0]
+        record["ident"] = ident
         records.append(record)
+
+
+def _main_os_ident() -> int | None:
+    """The main OS thread's ident where gevent hides it: CPython 3.13 keeps it
+    in `_thread` (gevent leaves that unpatched), before that gevent's hub
+    module recorded it on import (gevent assumes the main thread imports it)."""
+    get = getattr(sys.modules.get("_thread"), "_get_main_thread_ident", None)
+    if get is not None:
+        return get()  # type: ignore[no-any-return]
+    ident = getattr(sys.modules.get("gevent.hub"), "MAIN_THREAD_IDENT", None)
+    return ident if isinstance(ident, int) else None
 
 
 def _pick(records: list, selector: dict) -> dict:
