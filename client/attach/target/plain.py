@@ -247,6 +247,15 @@ def _force(
     sent = _send_until(thread, where, stop.exception, started + max(wait, DELIVERY_WINDOW))
     waits_in = where.waits_in or where.anchor_name
     del where  # it holds a frame of the thread
+    if sent != landing.SENT and landing.QUEUE_UNSAFE:
+        _audit(params, record, "refused", error=f"ran no line of {waits_in}")
+        raise Refusal(
+            "FAILED_PRECONDITION",
+            f"thread {thread.name!r} ran no line of {waits_in} in time (blocked in a call?):"
+            " from CPython 3.13 the thread raises a forced stop itself at a line of its own"
+            " code, so a one-shot cannot leave it pending; nothing was sent. Give --wait"
+            " SECONDS to keep trying, or attach fully to defer it",
+        )
     if sent != landing.SENT:
         _audit(params, record, "refused", error=f"did not leave {waits_in}")
         raise Refusal(
