@@ -19,16 +19,16 @@ import warnings
 
 from _hostkit import say
 
-# CPython 3.12+ warns on every fork of a process with threads: Python's line,
-# not gRPC's, and this host forks on purpose.
-warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
-
 if os.environ.get("THREADCTL_TEST_GRPC_FIRST"):
     import grpc
 
     grpc.insecure_channel(f"unix:{os.devnull}").close()
 
 import threadctl
+
+# CPython 3.12+ warns on every fork of a process with threads: Python's line,
+# not gRPC's, and this host forks on purpose.
+warnings.filterwarnings("ignore", r"This process .* is multi-threaded", DeprecationWarning)
 
 config = json.loads(os.environ["THREADCTL_TEST_TLS"])
 tls = threadctl.TLSConfig(
