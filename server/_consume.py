@@ -8,6 +8,11 @@ stop in the handler, or ThreadStopped from check_stop()) puts the item back
 on the queue, or hands it to the caller's dead-letter callback, before the
 thread unwinds. Delivery is therefore at least once: an item whose handler
 was interrupted is handled again, maybe by another consumer.
+
+Handing back never blocks for long: a bounded queue that stays full (its
+other consumers stopped too, say by stop_all) gets the item over its bound
+after HAND_BACK_SECONDS, instead of a thread that hangs in put() and can
+never be stopped again (issue 18.10).
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from threadctl._waits import STOPPED, get
 T = TypeVar("T")
 
 _NOTHING = object()
+# How long a hand-back waits for room in a full bounded queue.
+HAND_BACK_SECONDS = 1.0
 
 
 def consume(
@@ -35,7 +42,8 @@ def consume(
     A cooperative stop ends the loop between items (the item in the handler
     is finished first). A stop that interrupts the handler (a forced stop, or
     ThreadStopped raised by the handler) returns the item to the queue with
-    `q.put(item)` (at the back: order is not kept), or passes it to
+    `q.put(item)` (at the back: order is not kept; past the queue's maxsize
+    if it stays full for HAND_BACK_SECONDS), or passes it to
     `dead_letter(item, exception)` if given, then lets the exception unwind
     the thread. Items are marked `task_done()` once handled or handed back,
     so `q.join()` stays balanced. Exceptions of the handler other than stops
@@ -71,7 +79,20 @@ def _hand_back(
     dead_letter: Callable[[T, BaseException], object] | None,
 ) -> None:
     if dead_letter is None:
-        q.put(item)
+        _put_back(q, item)
     else:
         dead_letter(item, error)
     q.task_done()
+
+
+def _put_back(q: queue.Queue[T], item: T) -> None:
+    """q.put(item), over the queue's bound if it stays full: what Queue.put
+    does once there is room, without waiting for it (`_put` is the hook
+    Queue documents for subclasses)."""
+    try:
+        q.put(item, timeout=HAND_BACK_SECONDS)
+    except queue.Full:
+        with q.mutex:
+            q._put(item)  # type: ignore[attr-defined]
+            q.unfinished_tasks += 1
+            q.not_empty.notify()

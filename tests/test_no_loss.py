@@ -4,9 +4,11 @@ stops, and what a stop of a ThreadPoolExecutor worker does."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 
-from support import Host, cli_json, run_cli
+from support import HOSTS, Host, cli_json, run_cli
 
 StartHost = Callable[..., Host]
 
@@ -81,3 +83,22 @@ def test_an_idle_pool_worker_is_not_forced(start_host: StartHost, env: dict[str,
     host.send("submit quick 3")  # nothing was queued for the next task
     results = sorted(host.expect("FUTURE quick-") for _ in range(3))
     assert results == sorted(f"FUTURE quick-{i} {i * i}" for i in range(3))
+
+
+def test_consumers_of_a_full_bounded_queue_are_stopped_and_keep_every_item(
+    env: dict[str, str],
+) -> None:
+    # Before: both consumers hung for good in the hand-back's put() (issue 18.10).
+    done = subprocess.run(
+        [sys.executable, str(HOSTS / "full_queue.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    assert result["alive"] == []
+    assert result["items"] == [0, 1, 2]
+    assert result["outcomes"] == ["exited", "exited"]
