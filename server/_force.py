@@ -43,7 +43,7 @@ from threadctl._core.landing import (
     SENT,
     Landing,
     NoLandingPlace,
-    handling,
+    caught,
     moved_on,
     observe,
     position,
@@ -213,6 +213,8 @@ def _waits_text(landing: Landing) -> str:
         )
     if not landing.waits_in:
         return f"it is back in {landing.anchor_name}"
+    if landing.waits_in.endswith("__del__"):
+        return f"it leaves {landing.waits_in} (Python swallows an exception raised there)"
     return (
         f"it leaves {landing.waits_in} (library code where the exception would leave a lock held)"
     )
@@ -222,7 +224,7 @@ def _over_locked(thread: threading.Thread, state: ThreadState, forced: ForceEpis
     """End `forced` (holding state.lock) if the thread caught it, or left the
     code it was meant for before it could land. True if it is over."""
     if forced.state is ForceState.DELIVERED:
-        if thread.is_alive() and not handling(thread.ident or 0, (ThreadStopped,)):
+        if thread.is_alive() and caught(thread.ident or 0, (ThreadStopped,)):
             _end_locked(state, forced, "task_ended")
             return True
     elif forced.landing is not None and moved_on(forced.landing):

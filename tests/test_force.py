@@ -306,3 +306,25 @@ def test_random_forced_stops_leave_no_standard_library_lock_held(env: dict[str, 
     pool = {k.split(":")[1] for k in result["outcomes"] if k.startswith("PoolWork:")}
     assert pool <= {"exited", "task_ended", "moved_on", "refused"}
     assert sum(result["runs"].values()) == 350
+
+
+def test_a_forced_stop_never_lands_in_a_del_method(env: dict[str, str]) -> None:
+    # Before: most stops of a thread busy in __del__ methods landed there and
+    # were swallowed ("Exception ignored in"), thousands of them per run.
+    done = subprocess.run(
+        [sys.executable, str(HOSTS / "del_swallow.py"), "4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Exception ignored" not in done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    print(f"stops of a thread busy in __del__: {result}")
+    assert result["problems"] == []
+    for outcomes in result["requests"]:
+        assert set(outcomes) <= {"exited", "force_deferred"}, outcomes
+    if LINE_TRAPS:  # raised at the thread's own line, between two __del__ calls
+        assert result["running"] == [False] * 4

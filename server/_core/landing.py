@@ -126,8 +126,11 @@ _injector: Injector | None = None
 
 
 def protected() -> set[str]:
-    """The files a stop must never land in (computed on first use)."""
+    """The files a stop must never land in (computed on first use), and the
+    names of functions it must never land in either: `__del__`, where Python
+    swallows the exception (the landing check looks up both)."""
     if not _protected:
+        _protected.add("__del__")
         _protected.update(os.path.join(_STDLIB, f"{name}.py") for name in _PROTECTED_MODULES)
         _protected.update(_FROZEN)
         for package in _PROTECTED_PACKAGES:
@@ -206,11 +209,15 @@ def observe(ident: int) -> Landing:
         # call (posixpath under logging). The task: the frames outside it
         # above the innermost library code, up to library code or a pool's
         # loop (a user's callback that library code calls is outside).
+        # A `__del__` method and all it calls count as library code: Python
+        # swallows an exception raised there ("Exception ignored in"), and
+        # the thread runs on; nor may the stop land in one the task calls.
         idle_loops = _codes(IDLE_LOOPS)
-        inside, task, waits_in, idle_in = False, [], "", ""
+        inside, task, waits_in, idle_in, in_del = False, [], "", "", False
         for frame in stack:
             name = frame.f_code.co_filename
-            inside = name in files or (inside and _is_stdlib(name))
+            in_del = in_del or frame.f_code.co_name == "__del__"
+            inside = in_del or name in files or (inside and _is_stdlib(name))
             if inside:
                 waits_in = waits_in or function_name(frame)
                 continue
@@ -234,7 +241,7 @@ def observe(ident: int) -> Landing:
                 " library's state or hit a task nobody asked to stop"
             )
         waiting = bool(waits_in) and top.f_code in _codes(WAITS)
-        return Landing(ident, task, not waiting, waits_in)
+        return Landing(ident, task, not waiting and not in_del, waits_in)
 
 
 def safe_lines() -> dict[CodeType, set[int]]:
@@ -311,7 +318,7 @@ def python_injector(set_async_exc: Callable[[int, type[BaseException]], int]) ->
         any_protected, all_safe = False, True
         walked: FrameType | None = top
         while walked is not None and walked not in task:
-            if walked.f_code.co_filename in files:
+            if walked.f_code.co_filename in files or walked.f_code.co_name in files:
                 any_protected = True
                 all_safe = all_safe and walked.f_lineno in safe.get(walked.f_code, ())
             walked = walked.f_back
@@ -362,6 +369,22 @@ def handling(ident: int, exception_types: tuple[type[BaseException], ...]) -> bo
         current = current.__cause__ or current.__context__
         seen += 1
     return False
+
+
+def caught(ident: int, exception_types: tuple[type[BaseException], ...]) -> bool:
+    """Whether thread `ident`, which was raised one of `exception_types`,
+    caught it and goes on: it handles none of them now, and runs more than
+    `threading`'s own code (after the excepthook, a thread that dies of the
+    exception still runs threading's bootstrap for a moment: it is exiting,
+    not going on)."""
+    if handling(ident, exception_types):
+        return False
+    threading_file = sys.modules["threading"].__file__
+    with frames_guarded():
+        frame = sys._current_frames().get(ident)
+        while frame is not None and frame.f_code.co_filename == threading_file:
+            frame = frame.f_back
+        return frame is not None
 
 
 def function_name(frame: FrameType) -> str:

@@ -369,7 +369,7 @@ def _settle(thread: threading.Thread, stop: _StopClass, deadline: float) -> str:
     while True:
         if not thread.is_alive():
             return "STOP_OUTCOME_EXITED"
-        if stop.delivered and not landing.handling(thread.ident or 0, (stop.exception,)):
+        if stop.delivered and landing.caught(thread.ident or 0, (stop.exception,)):
             return "STOP_OUTCOME_TASK_ENDED"
         if stop.left:
             return "STOP_OUTCOME_TASK_ENDED"

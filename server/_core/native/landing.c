@@ -60,12 +60,20 @@ __attribute__((visibility("default"))) int threadctl_landing_available(void)
            LOOKUP(dec_ref, "Py_DecRef");
 }
 
-/* 1 if `frame` runs code from one of `protected_files`, 0 if not, -1 on error. */
+/* 1 if `frame` runs code from one of `protected_files`, or a function named
+ * in it (`__del__`), 0 if not, -1 on error. */
 static int is_protected(PyObject *frame, PyObject *protected_files)
 {
     PyObject *code = frame_get_code(frame);
     PyObject *filename = get_attr_string(code, "co_filename");
     int found = filename == NULL ? -1 : set_contains(protected_files, filename);
+    if (found == 0) {
+        PyObject *name = get_attr_string(code, "co_name");
+        found = name == NULL ? -1 : set_contains(protected_files, name);
+        if (name != NULL) {
+            dec_ref(name);
+        }
+    }
     if (filename != NULL) {
         dec_ref(filename);
     }
