@@ -16,12 +16,12 @@ as where the frame was when the stop was asked: a stop asked while
 that `try` (the loop header that runs next is outside it), as a queued
 exception would have been. Not at a `with` header's line, which is also
 where the block's exit runs, nor in except and finally bodies, which are
-cleanup (source.cleanup_lines). And not at a line that begins with a NOP
-(`pass`): measured on 3.13, it may lie outside the exception table, because
-the compiler assumes a NOP cannot raise, and an exception raised there
-skips the function's `with` exits and `except` blocks (a semaphore left
-held in 1 of 3 random stops of `while True: with sem: pass`). The trap
-waits for another line.
+cleanup (source.cleanup_lines). And not at an instruction of a try or with
+block that the exception table leaves out: the compiler omits instructions
+it assumes cannot raise (measured on 3.13: the NOP of a `pass`), and an
+exception raised there skips the function's `with` exits and `except`
+blocks (a semaphore left held in 1 of 3 random stops of
+`while True: with sem: pass`). The trap waits for another line.
 
 Cost: while a trap is set, every line of those code objects calls the
 callback, in every thread that runs them (the others return at once), so
@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import _thread
 import sys
-from opcode import opmap
 
-from .source import cleanup_lines
+from .source import block_lines, cleanup_lines
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,12 +48,12 @@ if TYPE_CHECKING:
 
 AVAILABLE = sys.version_info >= (3, 13) and hasattr(sys, "monitoring")
 _TOOL_IDS = (4, 3)
-_NOP = opmap["NOP"]
 _tool: int | None = None
 _lock = _thread.allocate_lock()  # arm and disarm run in several threads
 # code object -> {thread ident: (the stop, {task frame: its handler when armed}, spring)}
 _armed: dict[CodeType, dict[int, tuple[object, dict[FrameType, int | None], Spring]]] = {}
 _handlers: dict[CodeType, list[tuple[int, int, int]]] = {}
+_block_lines: dict[CodeType, set[int]] = {}  # lines inside try and with blocks
 
 
 def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) -> bool:
@@ -64,8 +63,10 @@ def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) ->
     if not AVAILABLE or not _claim_tool():
         return False
     monitoring = sys.monitoring  # type: ignore[attr-defined]
-    for frame in task:
-        cleanup_lines(frame.f_code)  # read the source now, not in the trapped thread
+    for frame in task:  # read the source now, not in the trapped thread
+        cleanup_lines(frame.f_code)
+        if frame.f_code not in _block_lines:
+            _block_lines[frame.f_code] = block_lines(frame.f_code, "blocks")
     where = {frame: handler_at(frame.f_code, frame.f_lasti) for frame in task}
     with _lock:
         for frame in task:
@@ -140,10 +141,11 @@ def _on_line(code: CodeType, line: int) -> object:
     frame = sys._getframe(1)
     if frame not in where:
         return None  # another frame running the same code
+    handler = handler_at(code, frame.f_lasti)
     if (
-        handler_at(code, frame.f_lasti) != where[frame]
+        handler != where[frame]
         or line in cleanup_lines(code)
-        or code.co_code[frame.f_lasti] == _NOP
+        or (handler is None and line in _block_lines.get(code, ()))
     ):
         return None  # not a line to raise at
 
