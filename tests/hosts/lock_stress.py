@@ -228,7 +228,8 @@ for trial in range(trials):
         except threadctl.ThreadNotFound:
             outcomes[f"{name}:gone"] += 1
         if thread.is_alive():  # end the submitting thread (unless it was the one stopped)
-            threadctl.stop(thread.ident, force=True, wait=5)
+            submitter = threadctl.stop(thread.ident, force=True, wait=5)
+            outcomes[f"{name}:submitter {submitter.outcome.value}"] += 1
     else:
         result = threadctl.stop(thread.ident, force=True, wait=5)
         outcomes[f"{name}:{result.outcome.value}"] += 1
@@ -236,7 +237,12 @@ for trial in range(trials):
             problems.append(f"trial {trial} ({name}): {result.outcome.value}")
     thread.join(5)
     if thread.is_alive():
-        problems.append(f"trial {trial} ({name}): thread still alive")
+        frame, stack = sys._current_frames().get(thread.ident or 0), []
+        while frame is not None:
+            stack.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            frame = frame.f_back
+        del frame
+        problems.append(f"trial {trial} ({name}): thread still alive in {stack}")
     if not work.free():
         problems.append(f"trial {trial} ({name}): a lock was left held")
     problems += [f"trial {trial} ({name}): {p}" for p in work.failures()]
