@@ -29,6 +29,9 @@ managers, plus threadctl's own). The stop may land:
   returns, and a consumer blocked in Queue.get loses no item (the stop is
   raised before the item is taken).
 
+Never in a `__del__` method or anything it calls: Python swallows an
+exception raised there ("Exception ignored in") and the thread runs on.
+
 A thread whose whole stack is protected, or that waits for work in a pool's
 loop (IDLE_LOOPS), is an idle pool worker: there is nothing to stop, and a
 stop would hit its next task. A thread whose anchor returned before the stop
