@@ -21,7 +21,7 @@ import queue
 from collections.abc import Callable
 from typing import TypeVar
 
-from threadctl._force import critical
+from threadctl._force import critical, stop_loop
 from threadctl._waits import STOPPED, get
 
 T = TypeVar("T")
@@ -31,6 +31,7 @@ _NOTHING = object()
 HAND_BACK_SECONDS = 1.0
 
 
+@stop_loop
 def consume(
     q: queue.Queue[T],
     handler: Callable[[T], object],

@@ -4,8 +4,9 @@ Why not concurrent.futures.ThreadPoolExecutor: its workers are joined at
 interpreter exit before ordinary atexit handlers run, so one RPC handler still
 waiting (a `stop --wait`) would hold up the host's exit. The control plane must
 never be what keeps a process alive. These workers are daemon threads, named
-`threadctl-rpc-N` (visible as such in listings), and each marks itself
-protected as it starts, so no stop request can ever reach them.
+`threadctl-rpc-N` (visible as such in listings), and protected before they
+start (`before_start`; no listing ever shows one unprotected), so no stop
+request can ever reach them.
 
 A few workers start with the pool: from CPython 3.12 on, no thread can be
 started once the interpreter is shutting down (after an uncaught
@@ -32,13 +33,13 @@ class DaemonThreadPool:
         self,
         max_workers: int,
         name_prefix: str,
-        on_start: Callable[[threading.Thread], None],
+        before_start: Callable[[threading.Thread], None],
         *,
         min_workers: int = 2,
     ) -> None:
         self._max_workers = max_workers
         self._name_prefix = name_prefix
-        self._on_start = on_start
+        self._before_start = before_start
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -68,6 +69,7 @@ class DaemonThreadPool:
         worker = threading.Thread(
             target=self._run, name=f"{self._name_prefix}-{next(self._counter)}", daemon=True
         )
+        self._before_start(worker)
         try:
             worker.start()
         except RuntimeError:
@@ -87,7 +89,6 @@ class DaemonThreadPool:
                     worker.join()
 
     def _run(self) -> None:
-        self._on_start(threading.current_thread())
         while True:
             item = self._work.get()
             if item is None:

@@ -32,10 +32,13 @@ import os
 import sys
 import threading
 import time
-from types import TracebackType
+from collections.abc import Callable
+from types import CodeType, TracebackType
+from typing import TypeVar
 
 from threadctl import _audit, _native
 from threadctl._core import futures, quiet, traps
+from threadctl._core.frames import frames_guarded
 from threadctl._core.landing import (
     CALLED_ON,
     GONE,
@@ -57,6 +60,12 @@ _ClearAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
 _CRITICAL_SECTION = "it leaves its critical section"
+_BETWEEN_ITEMS = (
+    "its loop is done with the item it has (the stop flag ends the loop before the next)"
+)
+# Code of loops that a stop flag ends between items (see stop_loop).
+_STOP_LOOPS: set[CodeType] = set()
+_Function = TypeVar("_Function", bound=Callable[..., object])
 protect_package(os.path.dirname(os.path.abspath(__file__)), "threadctl")
 
 
@@ -116,10 +125,13 @@ def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpi
             try:
                 episode.landing = _observe(thread)
             except ProtectedThread:
-                if current is None:
+                if current is not None:
+                    return None  # keep the stop deferred as it was
+                if not _in_stop_loop(thread):
                     raise
-                return None  # keep the stop deferred as it was
-            episode.waits_in = _waits_text(episode.landing)
+                episode.waits_in = _BETWEEN_ITEMS
+            else:
+                episode.waits_in = _waits_text(episode.landing)
         # Recorded before sending: the target may raise the exception (and
         # mark it delivered) as soon as this thread lets go of the GIL.
         state.forced = episode
@@ -204,6 +216,36 @@ def _observe(thread: threading.Thread) -> Landing:
         ) from None
 
 
+def stop_loop(function: _Function) -> _Function:
+    """Declare `function` a loop that its thread's stop flag ends between
+    items (consume()), with critical() around the steps an exception must not
+    split. A forced stop of a thread in it, or about to run it, at a moment
+    when no frame of a task is on its stack (between items, or in the few
+    bytecodes between two critical sections) then waits for the loop, as in
+    a critical section, instead of being refused as if the thread were an
+    idle pool worker: the flag ends the loop before it takes the next item."""
+    _STOP_LOOPS.add(function.__code__)
+    return function
+
+
+def _in_stop_loop(thread: threading.Thread) -> bool:
+    # Thread keeps its target until run() returns: a thread that has not
+    # reached the loop's first line yet counts too.
+    target = getattr(thread, "_target", None)
+    if getattr(target, "__code__", None) in _STOP_LOOPS:
+        return True
+    with frames_guarded():
+        frame = sys._current_frames().get(thread.ident or 0)
+        try:
+            while frame is not None:
+                if frame.f_code in _STOP_LOOPS:
+                    return True
+                frame = frame.f_back
+        finally:
+            del frame
+    return False
+
+
 def _waits_text(landing: Landing) -> str:
     """What a stop deferred at `landing` waits for, in the operator's words."""
     if not landing.waits_in and traps.AVAILABLE:
@@ -278,14 +320,15 @@ class _Lander:
             if self._running:
                 return
             self._running = True
+        lander = threading.Thread(target=self._run, name="threadctl-force", daemon=True)
+        registry.protect(lander)
         try:
-            threading.Thread(target=self._run, name="threadctl-force", daemon=True).start()
+            lander.start()
         except RuntimeError:  # interpreter shutting down: the stop stays deferred
             with self._lock:
                 self._running = False
 
     def _run(self) -> None:
-        registry.protect(threading.current_thread())
         switch = _SwitchInterval(self.FAST_SWITCH)
         try:
             while True:

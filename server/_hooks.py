@@ -83,6 +83,7 @@ def run_stop_hooks(state: ThreadState) -> None:
     runner = threading.Thread(
         target=_run_hooks, args=(hooks,), name="threadctl-stop-hooks", daemon=True
     )
+    registry.protect(runner)
     runner.start()
     runner.join(HOOK_TIME_LIMIT)
     if runner.is_alive():
@@ -109,7 +110,6 @@ def notify_waker(condition: threading.Condition) -> Callable[[], None]:
 
 
 def _run_hooks(hooks: list[StopHook]) -> None:
-    registry.protect(threading.current_thread())
     for hook in hooks:
         _call(hook.callback)
 

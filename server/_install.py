@@ -93,7 +93,7 @@ class ControlServer:
         # Closes the server before gevent patches threading under it.
         self._gevent_guard = _gevent.PatchGuard(lambda: self.close(None), self.pid)
         self._pool = DaemonThreadPool(
-            MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", on_start=registry.protect
+            MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", before_start=registry.protect
         )
         self._server = grpc.server(
             self._pool,  # type: ignore[arg-type] - duck-typed executor

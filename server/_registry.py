@@ -124,6 +124,8 @@ class Registry:
         # before a fork) fail the precondition instead of matching by chance.
         self._instance = secrets.token_hex(4)
         self._local = threading.local()
+        # threads protected before they started (see protect)
+        self._protect_at_start: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
     def state_of(self, thread: threading.Thread) -> ThreadState:
         """The state of a live `thread`, created on first use."""
@@ -136,7 +138,9 @@ class Registry:
                 return state
             self._serial += 1
             fresh = ThreadState(
-                identity=f"{self._serial}.{self._instance}", thread_ref=weakref.ref(thread)
+                identity=f"{self._serial}.{self._instance}",
+                thread_ref=weakref.ref(thread),
+                protected=thread in self._protect_at_start,
             )
             holder = state.thread_ref() if state is not None else None
             if holder is not None and holder.is_alive() and not thread.is_alive():
@@ -168,7 +172,16 @@ class Registry:
         return state
 
     def protect(self, thread: threading.Thread) -> None:
-        """Mark `thread` as one that must never be stopped."""
+        """Mark `thread` as one that must never be stopped.
+
+        Call it before `thread.start()`: a thread protected from inside, or
+        after start() returned, is listed for a moment as one that may be
+        stopped (and stop_all could pick it then).
+        """
+        if thread.ident is None:
+            with self._lock:
+                self._protect_at_start.add(thread)
+            return
         self.state_of(thread).protected = True
 
     def request_stop(self, state: ThreadState, reason: str) -> bool:

@@ -124,8 +124,8 @@ class SignalStopper:
         for target, name in ((self._read_wakeups, "threadctl-signals"),
                              (self._stop_when_triggered, "threadctl-signals-stop")):  # fmt: skip
             thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
             registry.protect(thread)
+            thread.start()
         self._wakeups.install()
         for sig in self._previous:
             signal.signal(sig, self._handle)

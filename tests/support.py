@@ -136,6 +136,22 @@ class Host:
         return self.proc.wait()
 
 
+def run_host(script: str, *args: str, env: dict[str, str], timeout: float) -> tuple[Any, str]:
+    """Run a host that prints `RESULT <json>` and exits (tests/hosts/`script`):
+    the decoded result and the host's stderr. Fails unless it exits 0."""
+    done = subprocess.run(
+        [sys.executable, str(HOSTS / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next((line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None)
+    assert line is not None, done.stdout[-3000:]
+    return json.loads(line[len("RESULT ") :]), done.stderr
+
+
 def run_cli(
     *args: str, env: dict[str, str], timeout: float = DEADLINE
 ) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,6 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import threadctl
-from support import DEADLINE, HOSTS, THREADCTL, Host, cli_json, connect, run_cli, wait_until
+from support import DEADLINE, THREADCTL, Host, cli_json, connect, run_cli, run_host, wait_until
 from threadctl._registry import registry
 from threadctl.client import open_channel
 from threadctl.v1 import threadctl_pb2 as pb
@@ -476,13 +475,5 @@ def test_children_forked_during_stack_captures_get_their_gc_and_can_list(
     # Issue 18.8: without the at-fork reset, a child forked while another
     # thread held the capture lock hung in its first listing (1 to 2 in 100
     # here, 14 of 91 forks on 3.11 in the report), or ran with its GC off.
-    done = subprocess.run(
-        [sys.executable, str(HOSTS / "fork_capture.py"), "300"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    assert json.loads(line[len("RESULT ") :]) == {"answered": 300, "hung": 0, "gc_off": 0}
+    result, _ = run_host("fork_capture.py", "300", env=env, timeout=600)
+    assert result == {"answered": 300, "hung": 0, "gc_off": 0}

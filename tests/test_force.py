@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
 
-from support import HOSTS, Host, cli_json, connect, run_cli, wait_until
+from support import Host, cli_json, connect, run_cli, run_host, wait_until
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -288,19 +287,7 @@ def test_random_forced_stops_leave_no_standard_library_lock_held(env: dict[str, 
     # checks every lock, every future and the pool after each). Before the landing
     # rules, 13 to 24 of 60 queue trials left the queue's mutex held.
     seed = random.randrange(1 << 30)  # printed: rerun with `lock_stress.py 350 SEED`
-    done = subprocess.run(
-        [sys.executable, str(HOSTS / "lock_stress.py"), "350", str(seed)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    result_line = next(
-        (line for line in done.stdout.splitlines() if line.startswith("RESULT ")), None
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert result_line is not None, done.stdout[-3000:]
-    result = json.loads(result_line[len("RESULT ") :])
+    result, _ = run_host("lock_stress.py", "350", str(seed), env=env, timeout=600)
     print(f"lock stress, seed {seed}: {result['outcomes']}")
     assert result["problems"] == []
     pool = {k.split(":")[1] for k in result["outcomes"] if k.startswith("PoolWork:")}
@@ -311,17 +298,8 @@ def test_random_forced_stops_leave_no_standard_library_lock_held(env: dict[str, 
 def test_a_forced_stop_never_lands_in_a_del_method(env: dict[str, str]) -> None:
     # Before: most stops of a thread busy in __del__ methods landed there and
     # were swallowed ("Exception ignored in"), thousands of them per run.
-    done = subprocess.run(
-        [sys.executable, str(HOSTS / "del_swallow.py"), "4"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "Exception ignored" not in done.stderr
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result, stderr = run_host("del_swallow.py", "4", env=env, timeout=120)
+    assert "Exception ignored" not in stderr
     print(f"stops of a thread busy in __del__: {result}")
     assert result["problems"] == []
     for outcomes in result["requests"]:

@@ -4,11 +4,9 @@ stops, and what a stop of a ThreadPoolExecutor worker does."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 
-from support import HOSTS, Host, cli_json, run_cli
+from support import Host, cli_json, run_cli, run_host
 
 StartHost = Callable[..., Host]
 
@@ -89,16 +87,21 @@ def test_consumers_of_a_full_bounded_queue_are_stopped_and_keep_every_item(
     env: dict[str, str],
 ) -> None:
     # Before: both consumers hung for good in the hand-back's put() (issue 18.10).
-    done = subprocess.run(
-        [sys.executable, str(HOSTS / "full_queue.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
+    result, _ = run_host("full_queue.py", env=env, timeout=120)
     assert result["alive"] == []
     assert result["items"] == [0, 1, 2]
     assert result["outcomes"] == ["exited", "exited"]
+
+
+def test_a_consumer_forced_without_a_task_frame_is_deferred_and_ends_after_its_item(
+    env: dict[str, str],
+) -> None:
+    # Before: refused as "runs only standard-library code" (CI saw the same
+    # refusal for a consumer caught between two of consume()'s critical
+    # sections, in test_consumers_stopped_at_random_lose_no_item).
+    result, _ = run_host("library_handler.py", env=env, timeout=120)
+    assert result["outcome"] == "force_deferred", result["waits_in"]
+    assert "item" in result["waits_in"]
+    assert result["alive"] is False
+    assert result["handled"] is True
+    assert result["left_in_queue"] == 0
