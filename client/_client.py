@@ -15,11 +15,12 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from threadctl.client import _discovery
 from threadctl.client._backend import selector_fields
 from threadctl.client._credentials import TLS, open_channel
-from threadctl.client._errors import TargetUnavailable, error_for_status
+from threadctl.client._errors import InvalidArgument, TargetUnavailable, error_for_status
 from threadctl.client._local_socket import LocalSocket, open_local_socket
 from threadctl.client._models import (
     StopAllResult,
@@ -73,11 +74,29 @@ class Client:
             target, token = self._local.address, self._local.token
         self._channel = open_channel(target, token=token, tls=tls)
         self._stub = pb_grpc.ThreadControlStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
 
     @classmethod
     def for_pid(cls, pid: int, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
         """A client for the server inside process `pid` (default socket)."""
         return cls(_discovery.address_for_pid(pid), timeout=timeout)
+
+    def health(self, service: str = "") -> str:
+        """The server's answer to the standard health check (grpc.health.v1)
+        for `service` ("" for the server as a whole): "SERVING", or
+        "NOT_SERVING" while it closes. Needs no credentials.
+
+        Raises:
+            InvalidArgument: the server has no service of that name.
+        """
+        request = health_pb2.HealthCheckRequest(service=service)
+        try:
+            response = self._health.Check(request, timeout=self.timeout)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                raise InvalidArgument(f"the server has no service named {service!r}") from None
+            raise _translate(error, self.address) from None
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
     def list_threads(self, *, include_stacks: bool = False) -> ThreadList:
         """All live threads of the target process."""

@@ -16,9 +16,9 @@ from threadctl.client.attach._errors import AttachFailed
 
 HELP = """Exit codes (stable, for scripts):
     0  success (for `stop` without --wait: the stop was requested)
-    1  unexpected server error
+    1  unexpected error (of the server, or the output could not be written)
     2  usage error (bad arguments, or a request the server called malformed)
-    3  target not found or unreachable
+    3  target not found or unreachable (`health`: or not serving)
     4  no such thread
     5  refused (protected thread, the id now names another thread, forced
        stops disabled or impossible for that thread; attach: not a CPython
@@ -37,7 +37,7 @@ HELP = """Exit codes (stable, for scripts):
 
 class Exit(enum.IntEnum):
     OK = 0
-    SERVER_ERROR = 1
+    ERROR = 1
     USAGE = 2
     UNREACHABLE = 3
     NO_SUCH_THREAD = 4
@@ -74,4 +74,4 @@ _EXIT_OF_ERROR: list[tuple[type[Exception], Exit]] = [
 
 def exit_code_of(error: Exception) -> Exit:
     """The exit code a CLI run that failed with `error` ends with."""
-    return next((code for cls, code in _EXIT_OF_ERROR if isinstance(error, cls)), Exit.SERVER_ERROR)
+    return next((code for cls, code in _EXIT_OF_ERROR if isinstance(error, cls)), Exit.ERROR)

@@ -106,14 +106,14 @@ def dump_text(listing: ThreadList) -> str:
     return "\n".join(out)
 
 
-def ps_table(rows: list[tuple[int, str, str, str]]) -> str:
-    """`threadctl ps`: (pid, program, thread count, address) per process."""
+def ps_table(rows: list[tuple[int, str, int | None, str]]) -> str:
+    """`threadctl ps`: (pid, program, thread count or None, address) per process."""
     rows = printable_copy(rows)
     return "\n".join(
         columns(
             [("PID", "THREADS", "PROGRAM", "ADDRESS")]
             + [
-                (str(pid), count, _clip(program, 60), address)
+                (str(pid), "?" if count is None else str(count), _clip(program, 60), address)
                 for pid, program, count, address in rows
             ],
             right_aligned={0, 1},

@@ -3,7 +3,8 @@
 On a terminal it draws with curses (standard library: works over SSH in any
 terminal that has a terminfo entry, and needs no dependency); up/down select a
 thread, `s` asks it to stop (cooperatively), `q` or Ctrl-C quits. Without a
-terminal (a pipe, a log) it prints one table per sample instead of drawing.
+terminal (a pipe, a log) it prints one table per sample instead of drawing,
+or with --json one JSON object per sample and line.
 Samples come from the WatchThreads stream, so the client never polls. The
 server ends every connection after a while, calls in flight included (after
 hours; threadctl._limits): a watch that had delivered samples is reopened
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import curses
+import json
 import queue
 import sys
 import threading
@@ -27,13 +29,17 @@ from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
 
 
-def print_snapshots(client: Client, interval: float, iterations: int) -> None:
-    """Print a table per sample (after the first, which has no CPU shares yet)."""
+def print_snapshots(client: Client, interval: float, iterations: int, as_json: bool) -> None:
+    """Print a table per sample (after the first, which has no CPU shares
+    yet), or with `as_json` one JSON object per line (JSON Lines)."""
     printed = 0
     for sample in samples(client, interval):
         if all(t.cpu_share is None for t in sample.threads):
             continue  # the first of a watch: no CPU shares yet
-        print("\n".join(_render.top_table(sample)) + "\n", flush=True)
+        if as_json:
+            print(json.dumps(sample.to_json(), sort_keys=True), flush=True)
+        else:
+            print("\n".join(_render.top_table(sample)) + "\n", flush=True)
         printed += 1
         if iterations and printed >= iterations:
             return

@@ -39,23 +39,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is cmd_stop and (args.tid is None) != args.all:
         parser.error("stop: give the TID of one thread, or --all")
     try:
-        if args.command in _NEEDS_NO_SERVER:
-            return int(args.command(args))
-        backend = _backend(args)
-        try:
-            return int(args.command(backend, args))
-        finally:
-            backend.close()
+        code = _run(args)
+        sys.stdout.flush()  # a full disk or a closed pipe fails here, not at exit
+        return code
     except ThreadctlError as error:
         print(f"threadctl: {printable(str(error))}", file=sys.stderr)  # text of the target
         return int(exit_code_of(error))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        # The reader went away (`threadctl list | head`): no traceback. Point
-        # stdout at /dev/null so the interpreter's final flush stays quiet.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return int(Exit.SERVER_ERROR)
+        # The reader went away (`threadctl list | head`): no traceback, no
+        # message (the reader asked for no more).
+        _quiet_stdout()
+        return int(Exit.ERROR)
+    except OSError as error:  # stdout on a full disk, say: one line, no traceback
+        _quiet_stdout()
+        what = error.filename or "writing the output"
+        print(f"threadctl: {what}: {error.strerror or error}", file=sys.stderr)
+        return int(Exit.ERROR)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command in _NEEDS_NO_SERVER:
+        return int(args.command(args))
+    backend = _backend(args)
+    try:
+        return int(args.command(backend, args))
+    finally:
+        backend.close()
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what
+    could not be written stays quiet."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _backend(args: argparse.Namespace) -> Backend:
@@ -95,17 +112,28 @@ def cmd_dump(backend: Backend, args: argparse.Namespace) -> Exit:
 
 
 def cmd_top(backend: Backend, args: argparse.Namespace) -> Exit:
-    """Live view of the threads, busiest first (q quits; prints snapshots without a terminal)."""
+    """Live view of the threads, busiest first (q quits; prints snapshots without a
+    terminal; --json: one object per line and interval)."""
     from threadctl.client import _top  # only now: curses
 
     client = backend
     if not isinstance(client, Client):  # top is not --attach-able: it needs a watch
         raise InvalidArgument("top needs a control server")
-    if args.iterations or not _top.stdout_is_terminal():
-        _top.print_snapshots(client, args.interval, args.iterations)
+    if args.iterations or args.json or not _top.stdout_is_terminal():
+        _top.print_snapshots(client, args.interval, args.iterations, args.json)
     else:
         _top.run_interactive(client, args.interval)
     return Exit.OK
+
+
+def cmd_health(client: Client, args: argparse.Namespace) -> Exit:
+    """Check the server's health: exit 0 if it serves, 3 if not (for exec probes)."""
+    status = client.health(args.service)
+    if args.json:
+        _print_json({"service": args.service, "status": status})
+    else:
+        print(status)
+    return Exit.OK if status == "SERVING" else Exit.UNREACHABLE
 
 
 def cmd_ps(args: argparse.Namespace) -> Exit:
@@ -116,9 +144,9 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
             with Client(server.address, timeout=min(args.timeout, 2.0)) as client:
                 listing = client.list_threads()
             program = " ".join(listing.process.argv) or "?"
-            count = str(len(listing.threads))
+            count: int | None = len(listing.threads)
         except ThreadctlError:
-            program, count = "(not answering)", "?"
+            program, count = "(not answering)", None
         rows.append((server.pid, program, count, server.address))
     if args.json:
         keys = ("pid", "program", "threads", "address")
@@ -414,6 +442,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         metavar="N",
         help="print N snapshots and exit (the default without a terminal: forever)",
+    )
+
+    health = command("health", cmd_health)
+    health.add_argument(
+        "--service",
+        default="",
+        metavar="NAME",
+        help='the service to ask about (default "": the server as a whole)',
     )
 
     command("ps", cmd_ps)  # type: ignore[arg-type]

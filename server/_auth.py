@@ -1,7 +1,8 @@
 """Who may do what: credentials, roles, and deciding a caller's role.
 
-Two roles: READ (list, show, watch, health, reflection) and CONTROL (stop,
-which includes READ). Callers prove who they are with:
+Two roles: READ (list, show, watch) and CONTROL (stop, which includes
+READ); health and reflection need no credentials (see _interceptors).
+Callers prove who they are with:
 
 - on the Unix socket: the per-process token from the 0600 file beside the
   socket (defence in depth: the 0700 directory already keeps other users out,

@@ -22,9 +22,8 @@ from types import TracebackType
 from threadctl import _grpc_logging  # noqa: F401  # isort: skip
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
-from threadctl import _force, _gevent, _limits, _paths
+from threadctl import _force, _gevent, _limits, _paths, _reflection
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
 from threadctl._fields import process_fields
@@ -117,8 +116,10 @@ class ControlServer:
         service_name = pb.DESCRIPTOR.services_by_name["ThreadControl"].full_name
         for name in ("", service_name):
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        _reflection.enable(
+            (pb.DESCRIPTOR, health_pb2.DESCRIPTOR),
+            (service_name, health.SERVICE_NAME),
+            self._server,
         )
 
     def _start(self) -> None:

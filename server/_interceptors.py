@@ -9,8 +9,9 @@ But a call whose metadata carries no token we know, on a server that grants
 no certificate, is refused in intercept_service already, by a handler that
 reads no request: a unary handler would first wait for the request message
 on a worker, and 40 such calls that never sent one held all 32 call slots
-(issue 18.3). Calls served without credentials (reflection) are limited to
-_limits.MAX_PUBLIC_CALLS at once.
+(issue 18.3). Calls served without credentials (reflection, health) are
+limited to _limits.MAX_PUBLIC_CALLS at once, and run as request-streaming
+handlers so the limit is checked before anything waits for a message.
 
 The fault barrier turns an unexpected exception into INTERNAL with a generic
 message: its text (paths, internals) goes to the host's log, never to the
@@ -41,9 +42,11 @@ CONTROL_METHODS = {
 }
 
 
-# Server reflection tells the API's schema (as public as the .proto), nothing
-# of the process: served without credentials, so tools can discover the API.
-PUBLIC_PREFIX = "/grpc.reflection."
+# Served without credentials, as standard tools expect: server reflection
+# tells the API's schema (as public as the .proto), health only SERVING or
+# NOT_SERVING (a Kubernetes gRPC probe or grpc_health_probe sends no token).
+# Neither tells anything of the process.
+PUBLIC_PREFIXES = ("/grpc.reflection.", "/grpc.health.v1.Health/")
 
 
 def required_role(method: str) -> Role:
@@ -67,10 +70,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         method = handler_call_details.method  # type: ignore[attr-defined]
-        if method.startswith(PUBLIC_PREFIX):
-            # The API's schema, as public as the .proto: no credentials, but
-            # its requests are decoded here, never on grpcio's path.
-            return _limited(_wrap(handler, _public), self._public_slots)
+        if method.startswith(PUBLIC_PREFIXES):
+            # No credentials, but requests decoded here (never on grpcio's
+            # path), and a slot taken before any message is waited for.
+            return _limited(_request_streaming(_wrap(handler, _public)), self._public_slots)
         metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
         if not self._authenticator.may_admit(metadata):
             return _REFUSE_UNAUTHENTICATED  # before any worker waits for a message
@@ -109,23 +112,66 @@ _REFUSE_UNAUTHENTICATED = grpc.stream_unary_rpc_method_handler(_refuse_unauthent
 
 
 def _public(context: grpc.ServicerContext) -> None:
-    """Admits every caller (server reflection)."""
+    """Admits every caller (reflection, health)."""
+
+
+def _request_streaming(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` as a request-streaming handler that reads the one request
+    itself: gRPC runs such a handler at once, so _limited decides before a
+    worker waits for a message that may never come. The client cannot tell."""
+    unary = handler.unary_unary or handler.unary_stream
+    if unary is None:
+        return handler
+    build = (
+        grpc.stream_unary_rpc_method_handler
+        if handler.unary_unary is not None
+        else grpc.stream_stream_rpc_method_handler
+    )
+    return build(
+        lambda requests, context: unary(_single(requests, context), context),
+        handler.request_deserializer,
+        handler.response_serializer,
+    )
+
+
+def _single(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+    for request in requests:
+        return request  # a unary method's one message (gRPC's client sends no more)
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request message")
 
 
 def _limited(
     handler: grpc.RpcMethodHandler, slots: threading.BoundedSemaphore
 ) -> grpc.RpcMethodHandler:
-    """`handler` (bidirectional streaming), refused with RESOURCE_EXHAUSTED
-    while all `slots` are taken: a caller without credentials who opens
-    streams and sends nothing holds that many call slots at most."""
-    inner = handler.stream_stream
+    """`handler` (request-streaming), refused with RESOURCE_EXHAUSTED while
+    all `slots` are taken: a caller without credentials who opens streams
+    and sends nothing holds that many call slots at most."""
 
-    def limited(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+    def take(context: grpc.ServicerContext) -> None:
         if not slots.acquire(blocking=False):
             context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"at most {_limits.MAX_PUBLIC_CALLS} reflection calls at once; try again later",
+                f"at most {_limits.MAX_PUBLIC_CALLS} calls without credentials (reflection,"
+                " health) at once; try again later",
             )
+
+    if handler.stream_unary is not None:
+        inner_unary = handler.stream_unary
+
+        def limited_unary(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            take(context)
+            try:
+                return inner_unary(requests, context)
+            finally:
+                slots.release()
+
+        return grpc.stream_unary_rpc_method_handler(
+            limited_unary, handler.request_deserializer, handler.response_serializer
+        )
+    inner = handler.stream_stream
+
+    def limited(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        take(context)
         try:
             yield from inner(requests, context)
         finally:

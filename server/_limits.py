@@ -24,9 +24,9 @@ The answers, each in one place:
   timeout, an idle connection after the idle time, any after age + grace,
   the connection past the cap at once).
 - The interceptor refuses a call without a known token before any worker
-  waits for its message (_interceptors), and public calls (reflection) are
-  limited to MAX_PUBLIC_CALLS at once, so authorised callers keep the rest
-  of the MAX_CONCURRENT_RPCS slots.
+  waits for its message (_interceptors), and public calls (reflection,
+  health) are limited to MAX_PUBLIC_CALLS at once, so authorised callers
+  keep the rest of the MAX_CONCURRENT_RPCS slots.
 
 Hazards: the connection cap is per listener, so callers without credentials
 on TCP can fill the TCP listener's (until each of their connections times
@@ -44,7 +44,7 @@ CONNECTION_AGE_SECONDS = 30 * 60.0
 CONNECTION_AGE_GRACE_SECONDS = 2 * 3600.0 + 60.0
 # Connections per listener at most; less if the host may open few files.
 MAX_CONNECTIONS = 64
-# Reflection calls at once (they need no credentials).
+# Calls without credentials at once (reflection, health).
 MAX_PUBLIC_CALLS = 4
 
 

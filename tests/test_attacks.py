@@ -30,13 +30,17 @@ from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 StartHost = Callable[..., Host]
 REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+REFLECTION_V1 = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 GARBAGE = b"\xff\xff\xff\xff"  # field 31, wire type 7: no protobuf message
 NOT_A_MESSAGE = "the request is not a valid protobuf message for this method"
 
 
-def _reflect(channel: grpc.Channel, payload: bytes) -> tuple[grpc.StatusCode, str]:
+def _reflect(
+    channel: grpc.Channel, payload: bytes, method: str = REFLECTION
+) -> tuple[grpc.StatusCode, str]:
     """One ServerReflectionInfo call that sends `payload` as it is."""
-    call = channel.stream_stream(REFLECTION)(iter([payload]), timeout=DEADLINE)
+    call = channel.stream_stream(method)(iter([payload]), timeout=DEADLINE)
     try:
         for _ in call:
             pass
@@ -79,7 +83,11 @@ def test_undecodable_reflection_requests_get_invalid_argument_and_the_host_still
     host = start_host("faulty.py")
     address = f"unix:{host.ready['socket']}"
     with grpc.insecure_channel(address) as channel:  # no credentials
-        answers = [_reflect(channel, GARBAGE) for _ in range(20)]
+        answers = [
+            _reflect(channel, GARBAGE, method)
+            for method in (REFLECTION, REFLECTION_V1)
+            for _ in range(10)
+        ]
         services = _list_services(channel)  # reflection still works after
 
     assert answers == [(grpc.StatusCode.INVALID_ARGUMENT, answers[0][1])] * 20
@@ -252,20 +260,21 @@ def test_streams_without_credentials_cannot_take_the_call_slots(
 ) -> None:
     """40 streams that send headers and never a message held all 32 call
     slots before: authorised calls got RESOURCE_EXHAUSTED. Now each is
-    refused at once, and reflection (public) holds 4 slots at most."""
+    refused at once, and the public methods (health, reflection) hold 4
+    slots at most."""
     host = _token_host(start_host, env, pki)
     attacker = RawHTTP2(host.ready["tcp"], pki / "ca.pem")
     prober = RawHTTP2(host.ready["tcp"], pki / "ca.pem")
     try:
         refused = attacker.open_streams(LIST_THREADS, 20) + attacker.open_streams(STOP_THREAD, 20)
         attacker.read_until(lambda: set(refused) <= attacker.status.keys())
-        public = prober.open_streams(REFLECTION, 40)
+        public = prober.open_streams(HEALTH_CHECK, 20) + prober.open_streams(REFLECTION, 20)
         prober.read_until(lambda: len(prober.status) >= 36)
         codes = _authorised_lists(host, env, pki)  # while the streams are open
 
         assert [attacker.status[s] for s in refused] == ["16"] * 40  # UNAUTHENTICATED
         assert sorted(prober.status.values()) == ["8"] * 36  # RESOURCE_EXHAUSTED
-        assert len(set(public) - prober.status.keys()) == 4  # held: reflection's slots
+        assert len(set(public) - prober.status.keys()) == 4  # held: the public slots
         assert codes == (0, 0)
         assert not attacker.closed
     finally:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from support import Host, cli_json, run_cli
+from support import DEADLINE, THREADCTL, Host, cli_json, run_cli
 
 
 def test_list_shows_every_thread_with_its_facts(workers: Host, env: dict[str, str]) -> None:
@@ -191,6 +193,48 @@ def test_unreachable_socket_exits_3(env: dict[str, str], tmp_path) -> None:  # t
     assert result.returncode == 3
     assert result.stderr.startswith("threadctl: cannot reach the threadctl server at unix:")
     assert "Traceback" not in result.stderr
+
+
+def test_health_answers_serving_and_its_exit_code_tells_a_probe(
+    workers: Host, env: dict[str, str]
+) -> None:
+    pid = str(workers.pid)
+    serving = run_cli("health", "--pid", pid, env=env)
+    as_json = cli_json("health", "--service", "threadctl.v1.ThreadControl", "--pid", pid, env=env)
+    unknown = run_cli("health", "--service", "no.such.Service", "--pid", pid, env=env)
+    workers.stop()
+    gone = run_cli("health", "--pid", pid, env=env)
+
+    assert (serving.returncode, serving.stdout) == (0, "SERVING\n"), serving.stderr
+    assert as_json == {"service": "threadctl.v1.ThreadControl", "status": "SERVING"}
+    assert unknown.returncode == 2
+    assert unknown.stderr == "threadctl: the server has no service named 'no.such.Service'\n"
+    assert gone.returncode == 3
+    assert "Traceback" not in gone.stderr
+
+
+def test_output_that_cannot_be_written_is_one_line_or_silence(
+    workers: Host, env: dict[str, str]
+) -> None:
+    def listing(stdout: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [THREADCTL, "list", "--stacks", "--pid", str(workers.pid)],
+            env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=DEADLINE,
+            check=False,
+        )  # fmt: skip
+
+    with open("/dev/full", "w") as full:  # a full disk
+        no_space = listing(full.fileno())
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `threadctl list | head -1`, once head has exited
+    try:
+        closed_pipe = listing(write_end)
+    finally:
+        os.close(write_end)
+
+    assert no_space.returncode == 1
+    assert no_space.stderr == "threadctl: writing the output: No space left on device\n"
+    assert (closed_pipe.returncode, closed_pipe.stderr) == (1, "")
 
 
 def test_usage_errors_exit_2(env: dict[str, str]) -> None:

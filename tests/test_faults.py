@@ -301,7 +301,7 @@ def test_a_killed_hosts_socket_is_replaced_and_a_live_one_never(
     assert json.loads(listing.stdout)["process"]["pid"] == second.pid
     stale_token = open_channel(f"unix:{path}", token=first.ready["token"], tls=None)
     with stale_token, pytest.raises(grpc.RpcError) as refused:
-        _health(stale_token)
+        pb_grpc.ThreadControlStub(stale_token).ListThreads(pb.ListThreadsRequest(), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 

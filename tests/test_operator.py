@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import pytest
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
@@ -81,6 +84,22 @@ def test_cpu_burner_tops_the_cpu_sorted_listing_and_top(
     assert float(first.split()[2]) > 20.0  # percent of a core
 
 
+def test_top_json_prints_one_object_per_line_and_interval(
+    activity: Host, env: dict[str, str]
+) -> None:
+    top = run_cli(
+        "top", "--json", "-n", "2", "--interval", "0.2", "--pid", str(activity.pid), env=env
+    )
+
+    assert top.returncode == 0, top.stderr
+    samples = [json.loads(line) for line in top.stdout.splitlines()]
+    assert len(samples) == 2
+    for sample in samples:
+        assert sample["process"]["pid"] == activity.pid
+        burner = next(t for t in sample["threads"] if t["name"] == "burner")
+        assert isinstance(burner["cpu_share"], float)
+
+
 def test_dump_reads_like_py_spy(activity: Host, env: dict[str, str]) -> None:
     wait_until(
         lambda: _by_name(activity, env)["sleeper"]["activity"] == "sleeping", what="sleeper asleep"
@@ -143,7 +162,8 @@ def test_ps_lists_live_hosts_and_ignores_stale_sockets(
     rows = {row["pid"]: row for row in json.loads(result.stdout)}
     assert set(rows) == {first.pid, second.pid}
     assert rows[first.pid]["program"].endswith("activity.py")
-    assert int(rows[first.pid]["threads"]) >= 8
+    assert isinstance(rows[first.pid]["threads"], int)
+    assert rows[first.pid]["threads"] >= 8
     table = run_cli("ps", env=env).stdout.splitlines()
     assert table[0].split() == ["PID", "THREADS", "PROGRAM", "ADDRESS"]
     start_host("activity.py")  # a new install cleans up after the dead process
@@ -162,9 +182,39 @@ def test_health_and_reflection_services(activity: Host) -> None:
             "threadctl.v1.ThreadControl",
             "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection",
+            "grpc.reflection.v1.ServerReflection",
         }
         descriptor = database.FindFileContainingSymbol("threadctl.v1.ThreadControl")
         assert descriptor.package == "threadctl.v1"
+
+
+def test_reflection_v1_answers_as_v1alpha_does_and_describes_itself(activity: Host) -> None:
+    # The two protocols' messages are the same on the wire, so v1alpha's
+    # classes speak v1 here, on a channel with no credentials.
+    with grpc.insecure_channel(f"unix:{activity.ready['socket']}") as channel:
+        info = channel.stream_stream(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="grpc.reflection.v1.ServerReflection"
+            ),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="threadctl.v1.Nothing"),
+        ]
+        listed, described, missing = list(info(iter(requests), timeout=10))
+
+    assert "grpc.reflection.v1.ServerReflection" in {
+        s.name for s in listed.list_services_response.service
+    }
+    (file_bytes,) = described.file_descriptor_response.file_descriptor_proto
+    v1 = descriptor_pb2.FileDescriptorProto.FromString(file_bytes)
+    assert (v1.name, v1.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")
+    (method,) = v1.service[0].method
+    assert method.input_type == ".grpc.reflection.v1.ServerReflectionRequest"
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 def test_top_on_a_terminal_draws_and_quits_on_q(activity: Host, env: dict[str, str]) -> None:

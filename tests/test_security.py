@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -107,7 +108,7 @@ def test_a_loosened_socket_still_needs_the_owners_token(
     assert host.proc.poll() is None
 
 
-def test_calls_without_the_token_are_unauthenticated_but_reflection_is_public(
+def test_calls_without_the_token_are_unauthenticated_but_reflection_and_health_are_public(
     workers: Host,
 ) -> None:
     with grpc.insecure_channel(f"unix:{workers.ready['socket']}") as channel:
@@ -118,9 +119,13 @@ def test_calls_without_the_token_are_unauthenticated_but_reflection_is_public(
         )
 
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
+        health = health_pb2_grpc.HealthStub(channel)
+        checked = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
+        watched = next(health.Watch(health_pb2.HealthCheckRequest(), timeout=10))
 
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "threadctl.v1.ThreadControl" in services
+    assert checked.status == watched.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def test_the_token_is_not_sent_to_a_socket_of_another_owner(
@@ -293,6 +298,7 @@ def test_tls_with_tokens_and_nothing_leaks_to_the_log(
     ]
 
     nothing = run_cli("list", *tls, env=_client_env(env))
+    health = run_cli("health", *tls, env=_client_env(env))  # a probe needs no token
     wrong = run_cli("list", *tls, env=_client_env(env, THREADCTL_TOKEN="x" * 32))
     reader = cli_json("list", *tls, env=_client_env(env, THREADCTL_TOKEN=READ_TOKEN))
     coop = next(t for t in reader["threads"] if t["name"] == "coop")
@@ -305,6 +311,7 @@ def test_tls_with_tokens_and_nothing_leaks_to_the_log(
 
     assert nothing.returncode == 7
     assert "no valid credentials" in nothing.stderr
+    assert (health.returncode, health.stdout) == (0, "SERVING\n"), health.stderr
     assert wrong.returncode == 7
     assert denied.returncode == 7
     assert stopped.returncode == 0, stopped.stderr
