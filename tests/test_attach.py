@@ -361,6 +361,25 @@ def test_a_deadline_that_passes_cancels_the_job_and_leaves_the_process_running(
     assert host.expect("LOCK ") == "LOCK busy"  # the spinner still holds it
 
 
+def test_one_shots_into_a_main_thread_busy_in_the_dynamic_loader_leave_it_alive(
+    env: dict[str, str],
+) -> None:
+    # Before: the agent was loaded wherever the main thread stopped; inside
+    # the loader (1 in 12 here) the process died ("Inconsistency detected by
+    # ld.so"), and CI saw a gunicorn worker die of SIGSEGV the same way.
+    host = Host([same_python_without_threadctl(), str(HOSTS / "loader_loop.py")], env)
+    try:
+        answers = [attach_cli("list", "--pid", str(host.pid), "--json", env=env) for _ in range(30)]
+        alive = host.proc.poll() is None
+    finally:
+        host.stop()
+
+    assert alive, "\n".join(host.stderr_lines)
+    failed = [a.stderr for a in answers if a.returncode != 0]
+    assert failed == []
+    assert all(json.loads(a.stdout)["process"]["pid"] == host.pid for a in answers)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to another user in a child")
 def test_an_unprivileged_user_gets_the_ptrace_message(
     start_plain: StartPlain, env: dict[str, str]

@@ -15,17 +15,21 @@ The injector runs in a child process because the call cannot be interrupted
 in-process (it holds the GIL) and so the deadline can be kept. The child says
 how far it got, and that decides what happens when the deadline passes:
 
-- before ATTACHED: the child is killed. The kernel detaches a tracee whose
-  tracer dies, but a SIGSTOP of PTRACE_ATTACH may still stop it, so a process
-  found stopped afterwards gets SIGCONT (stopped ones were refused earlier).
+- before ATTACHED: the child looks for a safe point until shortly before
+  the deadline and then answers BUSY itself; if it does not, it is killed.
+  The kernel detaches a tracee whose tracer dies, but a SIGSTOP of
+  PTRACE_ATTACH may still stop it, so a process found stopped afterwards
+  gets SIGCONT (stopped ones were refused earlier).
 - after ATTACHED: the main thread is inside the remote dlopen(). Killing the
   tracer now would let that call return into a trap with no tracer, which
   kills the process, so the child is left to finish and detach on its own
   (the process is running, not stopped). The caller cancels the job.
 
-Hazard common to every ptrace injector (gdb too): the borrowed thread runs
-dlopen() wherever it was stopped; if it was inside malloc or the dynamic
-loader holding their lock, dlopen() can deadlock that thread.
+The hazard common to every ptrace injector (gdb too): the borrowed thread
+runs dlopen() wherever it was stopped; stopped inside the dynamic loader it
+corrupts the loader's state and the process dies, inside malloc it can
+deadlock. So the child calls only once the thread is stopped at a safe point
+(_injector), for the load and for the unload.
 
 CPython 3.14 and later: `sys.remote_exec` (PEP 768) runs a script at a safe
 point of the main thread; the script only starts a thread for the job. Not
@@ -42,6 +46,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from threadctl.client.attach._errors import AttachFailed, PtraceNotPermitted, TargetExited
 from threadctl.client.attach._inspect import Target, process_stat, ptrace_message, still_running
@@ -50,34 +55,15 @@ _INJERR_NO_PROCESS = -3
 _INJERR_PERMISSION = -8
 # After DETACHED is due: munmap and PTRACE_DETACH take microseconds.
 _DETACH_GRACE = 1.0
-# For the unload: an attach, one dlclose() call in the target, a detach.
+# For the unload: attaching at a safe point, one dlclose() call in the target,
+# a detach; the child looks for a safe point for all but _CHILD_MARGIN of it.
 _UNLOAD_TIMEOUT = 2.0
 
-_INJECTOR = r"""
-import sys
-from pyinjector.api import PyInjectorError, attach
-pid, path = int(sys.argv[1]), sys.argv[2].encode()
-try:
-    with attach(pid) as injector:
-        print("ATTACHED", flush=True)
-        handle = injector.inject(path)
-        print("INJECTED", flush=True)
-except PyInjectorError as error:
-    code = getattr(error, "ret_val", 0)
-    text = str(getattr(error, "error_str", None) or error).replace("\n", " ")
-    print("ERROR", code, text, flush=True)
-    sys.exit(1)
-print("DETACHED", flush=True)
-# Once the agent's thread has ended, the caller asks for the library to go.
-if sys.stdin.readline().strip() == "UNLOAD":
-    try:
-        with attach(pid) as injector:
-            injector.uninject(handle)
-    except PyInjectorError as error:
-        print("ERROR", getattr(error, "ret_val", 0), str(error).replace("\n", " "), flush=True)
-        sys.exit(1)
-    print("UNLOADED", flush=True)
-"""
+# The injector child: a script of its own (stdlib and pyinjector), see there.
+_INJECTOR = Path(__file__).with_name("_injector.py")
+# Of the time before the deadline, what the child does not spend looking for
+# a safe point: so its own answer (BUSY) comes before the deadline.
+_CHILD_MARGIN = 0.25
 
 # The agent's bootstrap (see agent.c) for sys.remote_exec: the script runs on
 # the main thread, so it only starts a thread that claims and runs the job.
@@ -138,7 +124,7 @@ class Injection:
             return
         assert child.stdin is not None
         try:
-            child.stdin.write(b"UNLOAD\n")
+            child.stdin.write(f"UNLOAD {timeout - _CHILD_MARGIN:.3f}\n".encode())
             child.stdin.close()
         except OSError:
             pass
@@ -169,8 +155,9 @@ def inject_library(target: Target, library: str, deadline: float) -> Injection:
     Raises:
         PtraceNotPermitted, TargetExited, AttachFailed (deadline or dlopen error).
     """
+    seconds = max(deadline - time.monotonic() - _CHILD_MARGIN, 0.0)
     child = subprocess.Popen(
-        [sys.executable, "-I", "-c", _INJECTOR, str(target.pid), library],
+        [sys.executable, "-I", str(_INJECTOR), str(target.pid), library, f"{seconds:.3f}"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -246,6 +233,10 @@ def _read_lines(child: subprocess.Popen[bytes], deadline: float, until: str) -> 
 
 def _raise_injector_error(target: Target, line: str) -> None:
     _, code, text = [*line.split(" ", 2), "", ""][:3]
+    if code == "BUSY":
+        raise AttachFailed(
+            f"nothing was loaded into process {target.pid}: {text}; it runs on untouched, try again"
+        )
     if int(code or 0) == _INJERR_PERMISSION:
         raise PtraceNotPermitted(ptrace_message(target.pid, target.uid))
     if int(code or 0) == _INJERR_NO_PROCESS or not still_running(target):

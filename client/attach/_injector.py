@@ -1,0 +1,147 @@
+"""The injector child (see _inject): loads a library into a process with
+pyinjector at a safe point of its main thread, and unloads it later.
+
+Run as a script in its own interpreter (`python -I _injector.py PID LIBRARY
+SECONDS`): standard library and pyinjector only. It prints how far it got
+(ATTACHED, INJECTED, DETACHED; ERROR CODE TEXT), then waits for a line
+`UNLOAD SECONDS` on stdin and prints UNLOADED.
+
+The safe point. The injector makes the main thread call dlopen() (dlclose()
+for the unload) wherever it stopped it. glibc's loader lock is recursive, so
+a thread stopped inside the dynamic loader (importing an extension module, a
+ctypes.CDLL, a lazy symbol binding) enters dlopen() again with the loader's
+lists half updated, and the process dies ("Inconsistency detected by ld.so",
+exit 127: 1 in 12 one-shot listings of a program that loads libraries in a
+loop; CI saw a gunicorn worker die of SIGSEGV when listed just after its
+boot). A thread stopped inside malloc would enter malloc again with its
+per-thread cache half updated, or wait for the arena lock it holds itself.
+So once attached, the child looks where the thread stopped
+(`/proc/PID/syscall`: in which system call, if any, and the program counter;
+`/proc/PID/maps`: in which file) and lets the call happen only
+- outside the C library and the loader: the interpreter, extension modules
+  and the vDSO hold none of the state dlopen() uses; or
+- in a system call made by the C library, other than those of memory and
+  thread management that malloc and pthread_create make while they hold
+  their state (mmap, munmap, mprotect, brk, mremap, madvise, clone): a
+  thread waiting in epoll_wait, poll, futex (the GIL), read, ... holds none.
+Anywhere else it detaches and looks again RETRY_SECONDS later, for up to
+SECONDS; then it answers `ERROR BUSY ...` and nothing was called.
+Hazard left: a thread that waits in a system call while it holds the loader
+lock (a library constructor that blocks) is taken as safe; glibc supports
+dlopen() from a constructor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+RETRY_SECONDS = 0.001
+# System calls that malloc and thread creation make with their state held,
+# by machine (other machines: none known, every C library call is allowed).
+_HELD_STATE_SYSCALLS = {
+    # mmap, mprotect, munmap, brk, mremap, madvise, clone, fork, vfork, clone3
+    "x86_64": {9, 10, 11, 12, 25, 28, 56, 57, 58, 435},
+    # munmap, mremap, clone, mmap, mprotect, madvise, clone3 (brk: 214)
+    "aarch64": {214, 215, 216, 220, 222, 226, 233, 435},
+}
+
+
+def unsafe_point(pid: int) -> str:
+    """Why the stopped main thread of `pid` may not call into the loader now
+    ("" if it may). The thread must be stopped (attached to)."""
+    with open(f"/proc/{pid}/syscall") as f:
+        fields = f.read().split()
+    if not fields or fields[0] == "running":
+        return "it was still running"
+    syscall, pc = int(fields[0]), int(fields[-1], 16)
+    name = os.path.basename(_mapped_file(pid, pc))
+    if name.startswith("ld-"):  # ld-linux-x86-64.so.2, ld-musl-*.so.1
+        return "it was inside the dynamic loader"
+    if not name.startswith(("libc.so", "libc-", "libpthread")):
+        return ""
+    if syscall < 0:
+        return "it was inside the C library (maybe in malloc)"
+    if syscall in _HELD_STATE_SYSCALLS.get(os.uname().machine, set()):
+        return f"it was in system call {syscall} of malloc or thread creation"
+    return ""
+
+
+def _mapped_file(pid: int, address: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            fields = line.split(maxsplit=5)
+            low, high = (int(bound, 16) for bound in fields[0].split("-"))
+            if low <= address < high:
+                return fields[5].strip() if len(fields) > 5 else ""
+    return ""
+
+
+@contextlib.contextmanager
+def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
+    """pyinjector's attach(pid), held only once the main thread stopped at a
+    safe point; else detached, and tried again until `seconds` pass.
+
+    Raises:
+        Busy: no safe point was seen in time.
+        PyInjectorError: attaching failed.
+    """
+    from pyinjector.api import attach
+
+    deadline = time.monotonic() + seconds
+    while True:
+        with attach(pid) as injector:
+            reason = unsafe_point(pid)
+            if not reason:
+                yield injector
+                return
+        if time.monotonic() >= deadline:
+            raise Busy(f"the main thread was never at a safe point ({reason}, the last time)")
+        time.sleep(RETRY_SECONDS)
+
+
+class Busy(Exception):
+    pass
+
+
+def main() -> int:
+    from pyinjector.api import PyInjectorError
+
+    pid, path, seconds = int(sys.argv[1]), sys.argv[2].encode(), float(sys.argv[3])
+
+    def error(code: object, text: object) -> int:
+        print("ERROR", code, str(text).replace("\n", " "), flush=True)
+        return 1
+
+    try:
+        with attached_at_safe_point(pid, seconds) as injector:
+            print("ATTACHED", flush=True)
+            handle = injector.inject(path)
+            print("INJECTED", flush=True)
+    except Busy as busy:
+        return error("BUSY", busy)
+    except PyInjectorError as failed:
+        text = getattr(failed, "error_str", None) or failed
+        return error(getattr(failed, "ret_val", 0), text)
+    print("DETACHED", flush=True)
+    # Once the agent's thread has ended, the caller asks for the library to go.
+    command = sys.stdin.readline().split()
+    if command[:1] != ["UNLOAD"]:
+        return 0
+    try:
+        with attached_at_safe_point(pid, float(command[1])) as injector:
+            injector.uninject(handle)
+    except Busy as busy:
+        return error("BUSY", busy)
+    except PyInjectorError as failed:
+        return error(getattr(failed, "ret_val", 0), failed)
+    print("UNLOADED", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
