@@ -64,6 +64,7 @@ class Client:
             TargetUnavailable: there is no socket at a Unix address.
         """
         self.address = address
+        self._tls = tls is not None
         self.timeout = timeout
         self._local: LocalSocket | None = None
         target = address
@@ -95,7 +96,7 @@ class Client:
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
                 raise InvalidArgument(f"the server has no service named {service!r}") from None
-            raise _translate(error, self.address) from None
+            raise self._translate(error) from None
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
     def list_threads(self, *, include_stacks: bool = False) -> ThreadList:
@@ -189,7 +190,7 @@ class Client:
                 yield WatchSample.from_proto(message, include_stacks)
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
-                raise _translate(error, self.address) from None
+                raise self._translate(error) from None
         finally:
             call.cancel()
 
@@ -215,14 +216,27 @@ class Client:
         try:
             return method(request, timeout=timeout or self.timeout)
         except grpc.RpcError as error:
-            raise _translate(error, self.address) from None
+            raise self._translate(error) from None
+
+    def _translate(self, error: grpc.RpcError) -> Exception:
+        code = error.code()  # type: ignore[attr-defined]
+        details = error.details() or code.name  # type: ignore[attr-defined]
+        if code == grpc.StatusCode.UNAVAILABLE:
+            hint = _TLS_HINT if self._tls else ""
+            return TargetUnavailable(
+                f"cannot reach the threadctl server at {self.address}: {details}{hint}"
+            )
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return TargetUnavailable(
+                f"the threadctl server at {self.address} did not answer in time"
+            )
+        return error_for_status(code.name, details)
 
 
-def _translate(error: grpc.RpcError, address: str) -> Exception:
-    code = error.code()  # type: ignore[attr-defined]
-    details = error.details() or code.name  # type: ignore[attr-defined]
-    if code == grpc.StatusCode.UNAVAILABLE:
-        return TargetUnavailable(f"cannot reach the threadctl server at {address}: {details}")
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return TargetUnavailable(f"the threadctl server at {address} did not answer in time")
-    return error_for_status(code.name, details)
+# gRPC reports a failed TLS handshake as an unreachable server ("Socket
+# closed", "Ssl handshake failed"), whichever side refused.
+_TLS_HINT = (
+    " (if the TLS handshake failed: the CA of --tls-ca must have signed the server's"
+    " certificate, for the name the server is reached by or --tls-server-name; a server that"
+    " requires client certificates needs --tls-cert and --tls-key from the CA it trusts)"
+)

@@ -4,6 +4,9 @@ plaintext only behind an option whose name says it is insecure.
 Whoever reaches the control server can stop threads of a production process,
 so a TCP listener must authenticate every caller: with mutual TLS (client
 certificates signed by `client_ca_file`), or with TLS plus bearer tokens.
+Not both: grpcio's server credentials either require a client certificate
+of every caller or request none (there is no "request, do not require"), so
+a token caller without a certificate would fail the handshake.
 """
 
 from __future__ import annotations
@@ -45,6 +48,13 @@ def check_tcp_settings(
         raise ValueError(
             "nobody could authenticate on TCP: give tokens=[TokenGrant(...)], or client"
             " certificates (TLSConfig(client_ca_file=..., client_subjects=...))"
+        )
+    if tls is not None and tls.client_ca_file is not None and tokens:
+        raise ValueError(
+            "client certificates (client_ca_file) and tokens cannot be combined: grpcio can"
+            " only require a certificate of every TCP caller or ask for none, so a caller with"
+            " a token and no certificate would fail the TLS handshake; grant roles to"
+            " certificate subjects (client_subjects), or use tokens with TLSConfig(cert, key)"
         )
 
 

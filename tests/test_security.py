@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support import Host, cli_json, run_cli
+from support import DEADLINE, Host, cli_json, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -193,6 +193,7 @@ def test_mutual_tls_roles_decide_who_may_stop(
     assert allowed.returncode == 0, allowed.stderr
     host.expect("EXITED coop")
     assert no_cert.returncode == 3  # the TLS handshake itself fails without a certificate
+    assert "--tls-cert and --tls-key" in no_cert.stderr  # a hint, beside gRPC's own words
     audit = [json.loads(line[6:]) for line in _lines(host, "AUDIT ") if "stop" in line]
     callers = {(a["caller"], a["outcome"]) for a in audit}
     assert ("certificate CN=reader", "refused") in callers  # by the interceptor, audited
@@ -323,21 +324,43 @@ def test_tls_with_tokens_and_nothing_leaks_to_the_log(
     assert '"caller": "token ci-admin"' in output
 
 
-def test_tcp_needs_tls_unless_explicitly_insecure(
-    start_host: StartHost, env: dict[str, str]
+@pytest.mark.parametrize(
+    ("settings", "refusal"),
+    [
+        ("tcp='127.0.0.1:0'", "a TCP listener needs TLS"),
+        ("tcp='127.0.0.1:0', tls=TLSConfig('s.pem', 's.key')", "nobody could authenticate"),
+        (
+            "tcp='127.0.0.1:0', tls=TLSConfig('s.pem', 's.key', client_ca_file='ca.pem'),"
+            " tokens=[TokenGrant('ci', 'x' * 32, Role.READ)]",
+            "client certificates (client_ca_file) and tokens cannot be combined",
+        ),
+    ],
+)
+def test_tcp_settings_that_would_let_callers_in_or_lock_them_out_are_refused(
+    env: dict[str, str], settings: str, refusal: str
 ) -> None:
+    # Client certificates and tokens together: grpcio can only require a
+    # certificate of every caller, so token callers failed the handshake.
     code = (
         "import threadctl\n"
-        "try:\n    threadctl.install(tcp='127.0.0.1:0')\n"
+        "from threadctl import Role, TLSConfig, TokenGrant\n"
+        f"try:\n    threadctl.install({settings})\n"
         "except ValueError as error:\n    print(error)\n"
     )
     refused = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                              timeout=30, check=False)  # fmt: skip
+
+    assert refused.returncode == 0, refused.stderr
+    assert refusal in refused.stdout
+
+
+def test_plaintext_tcp_only_when_explicitly_insecure_and_loudly(
+    start_host: StartHost, env: dict[str, str]
+) -> None:
     host = _tcp_host(
         start_host, env, {"insecure": True, "tokens": [["ci", ADMIN_TOKEN, "CONTROL"]]}
     )
 
-    assert "needs TLS" in refused.stdout
     assert any("INSECURE plaintext TCP" in line for line in _lines(host, "LOG "))
     listing = cli_json("list", "--target", host.ready["tcp"],
                        env=_client_env(env, THREADCTL_TOKEN=ADMIN_TOKEN))  # fmt: skip
@@ -464,3 +487,25 @@ def _lines(host: Host, prefix: str) -> list[str]:
         except Exception:
             break
     return [line for line in host.seen if line.startswith(prefix)]
+
+
+def _readme_tcp_examples() -> list[str]:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = readme.split("```python\n")[1:]
+    return [block.split("```", 1)[0] for block in blocks if 'tcp="0.0.0.0:7443"' in block]
+
+
+@pytest.mark.parametrize("example", _readme_tcp_examples(), ids=["mutual-tls", "tokens"])
+def test_the_readmes_tcp_examples_run_as_written(
+    example: str, env: dict[str, str], pki: Path, tmp_path: Path
+) -> None:
+    for name in ("server.pem", "server.key", "ca.pem"):
+        (tmp_path / name).write_bytes((pki / name).read_bytes())
+    done = subprocess.run(
+        [sys.executable, "-c", example + "print(server.tcp_address)\nserver.close()\n"],
+        cwd=tmp_path, env={**env, "THREADCTL_CI_TOKEN": READ_TOKEN},
+        capture_output=True, text=True, timeout=DEADLINE, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0.0.0.0:7443"
