@@ -54,7 +54,8 @@ class StopHook:
 
 def on_stop(callback: Callable[[], object]) -> StopHook:
     """Run `callback` once when a stop (cooperative or forced) is requested
-    for the calling thread, e.g. `sock.close` for a thread blocked in recv.
+    for the calling thread, e.g. `lambda: sock.shutdown(socket.SHUT_RDWR)`
+    for a thread blocked in recv (on Linux, `sock.close` does not wake it).
 
     The callback runs in the thread that requests the stop (not in this one),
     and must be quick: after 2 s threadctl stops waiting for it. An exception

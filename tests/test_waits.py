@@ -62,3 +62,17 @@ def test_forced_stop_of_a_stop_aware_wait_is_not_left_pending(
     assert outcome["outcome"] == "exited"
     assert outcome["forced"] is True
     host.expect("FINALLY getter")
+
+
+@pytest.mark.parametrize("name", ["poller", "worker", "reader"])
+def test_the_readmes_thread_examples_stop_when_asked(
+    start_host: StartHost, env: dict[str, str], name: str
+) -> None:
+    # Before, the README's reader closed its socket on a stop, which does not
+    # wake a recv on Linux: the thread stayed blocked.
+    host = start_host("readme_threads.py")
+
+    outcome = cli_json("stop", str(host.tid(name)), "--wait", "10", "--pid", str(host.pid), env=env)
+
+    assert outcome["outcome"] == "exited"
+    host.expect(f"ENDED {name}")
