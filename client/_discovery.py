@@ -3,12 +3,21 @@
 Servers listen on `<runtime dir>/<pid>.sock`, or in a private fallback beside
 the runtime directory when that is unsafe (see threadctl._paths), so the
 client can list this user's threadctl processes without asking anyone. Only
-directories that pass the server's own safety check are searched: a socket
-another user planted in a directory they own is never found.
+directories that pass the server's own safety check, for their user, are
+searched: a socket another user planted in a directory they own is never
+found.
+
+A process's socket is where *its* user and environment put it: root (`sudo
+threadctl list --pid P`) looks in the runtime directory of P's user and
+XDG_RUNTIME_DIR (read from /proc/P), not in root's own; a process with a root
+of its own (a container) is seen through /proc/P/root, its socket named by
+its PID in its own PID namespace (NSpid). As root, `ps` lists every user's
+default directories.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +33,7 @@ ENV_TARGET = "THREADCTL_TARGET"
 class RunningServer:
     pid: int
     socket_path: Path
+    uid: int = -1  # the socket directory's user (-1: not known)
 
     @property
     def address(self) -> str:
@@ -39,7 +49,12 @@ def running_servers(directory: Path | None = None) -> list[RunningServer]:
     replaces them).
     """
     found: dict[int, RunningServer] = {}
-    for searched in [directory] if directory else _paths.runtime_dirs():
+    searched_dirs = (
+        [(directory, -1)] if directory else [(d, os.geteuid()) for d in _paths.runtime_dirs()]
+    )
+    if directory is None and os.geteuid() == 0:
+        searched_dirs += _other_users_dirs()
+    for searched, uid in searched_dirs:
         try:
             entries = list(searched.iterdir())
         except OSError:
@@ -48,9 +63,73 @@ def running_servers(directory: Path | None = None) -> list[RunningServer]:
             if entry.suffix != _paths.SOCKET_SUFFIX or not entry.stem.isdigit():
                 continue
             pid = int(entry.stem)
-            if pid not in found and os.path.exists(f"/proc/{pid}"):
-                found[pid] = RunningServer(pid, entry)
+            if pid not in found and _runs_as(pid, uid):
+                found[pid] = RunningServer(pid, entry, uid)
     return sorted(found.values(), key=lambda s: s.pid)
+
+
+def _other_users_dirs() -> list[tuple[Path, int]]:
+    """Every user's default runtime directories and fallbacks (for root's
+    `ps`): `/tmp/threadctl-<uid>*` and `/run/user/<uid>/threadctl`, each only
+    if it is private to the uid its name gives."""
+    found = []
+    candidates = [(p, p.name.split("-")[1]) for p in map(Path, glob.glob("/tmp/threadctl-*"))]
+    candidates += [(p, p.parent.name) for p in map(Path, glob.glob("/run/user/*/threadctl"))]
+    for path, uid_text in candidates:
+        uid = int(uid_text) if uid_text.isdigit() else -1
+        if uid not in (-1, 0) and _paths.unsafe_reason(path, uid) is None:
+            found.append((path, uid))
+    return found
+
+
+def _runs_as(pid: int, uid: int) -> bool:
+    """Whether process `pid` exists (and, for a known `uid`, runs as it: a
+    socket whose PID now names another user's process is not listed)."""
+    status = _status(pid)
+    return status is not None and (uid == -1 or _effective_uid(status) == uid)
+
+
+def _status(pid: int) -> dict[str, str] | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+    except OSError:
+        return None
+
+
+def _effective_uid(status: Mapping[str, str]) -> int:
+    return int(status["Uid"].split()[1])
+
+
+def _socket_of_process(pid: int) -> Path | None:
+    """Where process `pid` put its default socket, as it sees its files (see
+    the module docstring); None if it has none there, or its environment
+    cannot be read (another user's process, and we are not root)."""
+    status = _status(pid)
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return None
+    if status is None:
+        return None
+    # Its files as it sees them: through /proc/PID/root when it lives in
+    # another mount namespace (a container: its /tmp is not ours) or root.
+    root = f"/proc/{pid}/root"
+    try:
+        same_view = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        prefix = "" if same_view and os.path.samestat(os.stat(root), os.stat("/")) else root
+    except OSError:
+        prefix = ""
+    xdg = os.fsdecode(environ.get(b"XDG_RUNTIME_DIR", b""))
+    uid = _effective_uid(status)
+    default = _paths.default_runtime_dir(xdg if xdg and os.path.isdir(prefix + xdg) else None, uid)
+    in_its_namespace = int(status.get("NSpid", str(pid)).split()[-1])
+    for directory in _paths.runtime_dirs(Path(prefix + str(default)), owner=uid):
+        path = _paths.socket_path_for_pid(in_its_namespace, directory)
+        if path.exists():
+            return path
+    return None
 
 
 def address_for_pid(pid: int) -> str:
@@ -63,7 +142,7 @@ def address_for_pid(pid: int) -> str:
         raise TargetNotFound(f"invalid PID {pid}")
     if not os.path.exists(f"/proc/{pid}"):
         raise TargetNotFound(f"no process with PID {pid}")
-    path = _paths.find_socket(pid)
+    path = _socket_of_process(pid) or _paths.find_socket(pid)
     if path is None:
         raise TargetNotFound(
             f"process {pid} runs no threadctl server (no socket {pid}{_paths.SOCKET_SUFFIX}"
@@ -90,18 +169,19 @@ def normalize_address(target: str) -> str:
 def resolve_address(
     pid: int | None = None, target: str | None = None, env: Mapping[str, str] = os.environ
 ) -> str:
-    """Decide which server to talk to: --pid, then --target, then $THREADCTL_TARGET,
-    then the only threadctl process of this user.
+    """Decide which server to talk to: --pid, then --target, then $THREADCTL_TARGET
+    (a bare number there is a PID), then the only threadctl process of this user.
 
     Raises:
         TargetNotFound: nothing given and zero or several servers running.
     """
     if pid is not None:
         return address_for_pid(pid)
+    target = target or env.get(ENV_TARGET)
+    if target and target.isdigit() and not os.path.exists(target):
+        return address_for_pid(int(target))  # `--target 13920`: a PID, not a host name
     if target:
         return normalize_address(target)
-    if env.get(ENV_TARGET):
-        return normalize_address(env[ENV_TARGET])
     servers = running_servers()
     if len(servers) == 1:
         return servers[0].address

@@ -106,17 +106,17 @@ def dump_text(listing: ThreadList) -> str:
     return "\n".join(out)
 
 
-def ps_table(rows: list[tuple[int, str, int | None, str]]) -> str:
-    """`threadctl ps`: (pid, program, thread count or None, address) per process."""
+def ps_table(rows: list[tuple[int, str, str, int | None, str]]) -> str:
+    """`threadctl ps`: (pid, user, program, thread count or None, address) per process."""
     rows = printable_copy(rows)
     return "\n".join(
         columns(
-            [("PID", "THREADS", "PROGRAM", "ADDRESS")]
+            [("PID", "USER", "THREADS", "PROGRAM", "ADDRESS")]
             + [
-                (str(pid), "?" if count is None else str(count), _clip(program, 60), address)
-                for pid, program, count, address in rows
+                (str(pid), user, "?" if count is None else str(count), _clip(program, 60), address)
+                for pid, user, program, count, address in rows
             ],
-            right_aligned={0, 1},
+            right_aligned={0, 2},
         )
     )
 

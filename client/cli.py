@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import pwd
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -137,7 +138,7 @@ def cmd_health(client: Client, args: argparse.Namespace) -> Exit:
 
 
 def cmd_ps(args: argparse.Namespace) -> Exit:
-    """List this user's processes that run a threadctl server."""
+    """List this user's processes that run a threadctl server (as root: every user's)."""
     rows = []
     for server in running_servers():
         try:
@@ -147,15 +148,24 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
             count: int | None = len(listing.threads)
         except ThreadctlError:
             program, count = "(not answering)", None
-        rows.append((server.pid, program, count, server.address))
+        rows.append((server.pid, _user_name(server.uid), program, count, server.address))
     if args.json:
-        keys = ("pid", "program", "threads", "address")
+        keys = ("pid", "user", "program", "threads", "address")
         _print_json([dict(zip(keys, row, strict=True)) for row in rows])
     elif rows:
         print(_render.ps_table(rows))
     else:
         print("no threadctl process of this user is running", file=sys.stderr)
     return Exit.OK
+
+
+def _user_name(uid: int) -> str:
+    if uid < 0:
+        return "?"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def cmd_attach(args: argparse.Namespace) -> Exit:

@@ -41,16 +41,23 @@ def runtime_dir() -> Path:
     unsafe, sockets live in a fallback beside it (see runtime_dirs()).
     """
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return Path(xdg) / "threadctl"
-    return Path(f"/tmp/threadctl-{os.geteuid()}")
+    return default_runtime_dir(xdg if xdg and os.path.isdir(xdg) else None, os.geteuid())
 
 
-def runtime_dirs() -> list[Path]:
-    """The existing directories of ours that may hold sockets: the default,
-    then the fallbacks beside it; unsafe ones left out. Where clients look."""
-    default = runtime_dir()
-    return [d for d in (default, *_fallbacks(default)) if unsafe_reason(d) is None]
+def default_runtime_dir(xdg_runtime_dir: str | None, uid: int) -> Path:
+    """runtime_dir() of a process whose XDG_RUNTIME_DIR (an existing
+    directory, or None) and effective uid are these."""
+    if xdg_runtime_dir:
+        return Path(xdg_runtime_dir) / "threadctl"
+    return Path(f"/tmp/threadctl-{uid}")
+
+
+def runtime_dirs(default: Path | None = None, owner: int | None = None) -> list[Path]:
+    """The existing directories that may hold sockets: the default (ours,
+    unless given with its `owner`), then the fallbacks beside it; unsafe ones
+    left out. Where clients look."""
+    default = default or runtime_dir()
+    return [d for d in (default, *_fallbacks(default)) if unsafe_reason(d, owner) is None]
 
 
 def choose_runtime_dir() -> tuple[Path, str | None]:
@@ -164,8 +171,8 @@ def ensure_private_dir(directory: Path) -> None:
         raise UnsafeRuntimeDirectory(reason)
 
 
-def unsafe_reason(directory: Path) -> str | None:
-    """Why `directory` is not private to us, or None if it is.
+def unsafe_reason(directory: Path, owner: int | None = None) -> str | None:
+    """Why `directory` is not private to us (or to uid `owner`), or None if it is.
 
     lstat, not stat: a symlink is refused even if it points at a directory of
     ours (another user may have planted it, to make us write elsewhere).
@@ -174,17 +181,21 @@ def unsafe_reason(directory: Path) -> str | None:
         info = os.lstat(directory)
     except OSError as error:
         return f"{directory}: {error.strerror}"
-    return why_not_private(directory, info)
+    return why_not_private(directory, info, owner)
 
 
-def why_not_private(directory: Path, info: os.stat_result) -> str | None:
+def why_not_private(
+    directory: Path, info: os.stat_result, owner: int | None = None
+) -> str | None:
     """The check of unsafe_reason on `info`: an lstat of `directory`, or the
     fstat of a descriptor the client opened it as (so that what it checks is
     what it then connects through, see threadctl.client._local_socket)."""
+    owner = os.geteuid() if owner is None else owner
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
         return f"{directory} is not a plain directory"
-    if info.st_uid != os.geteuid():
-        return f"{directory} belongs to uid {info.st_uid}, not to this user ({os.geteuid()})"
+    if info.st_uid != owner:
+        whose = "this user" if owner == os.geteuid() else "its process's user"
+        return f"{directory} belongs to uid {info.st_uid}, not to {whose} ({owner})"
     if stat.S_IMODE(info.st_mode) & 0o077:
         return f"{directory} has mode {stat.S_IMODE(info.st_mode):04o}; it must be 0700"
     return _unsafe_parent(directory)

@@ -1,9 +1,12 @@
 """A process as it runs in a container: PID 1 of its own PID namespace, with
-its own /proc (unshare), reached from inside that namespace (nsenter), as
-`kubectl exec` does. The README's exec probe is run as written."""
+its own /proc (unshare) and, where asked, its own /tmp. Reached from inside
+those namespaces (nsenter), as `kubectl exec` does (the README's exec probe
+is run as written), and from outside by its PID on the host, as root on the
+node would."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,20 +14,24 @@ from pathlib import Path
 
 import pytest
 
-from support import DEADLINE, HOSTS, THREADCTL, Host, wait_until
+from support import DEADLINE, HOSTS, THREADCTL, Host, run_cli, wait_until
+
+# A private /tmp, as a container has: mounted inside the new mount namespace.
+_PRIVATE_TMP = 'mount -t tmpfs tmpfs /tmp && exec "$0" "$@"'
 
 
-def _namespaced(env: dict[str, str]) -> Host:
+def _namespaced(env: dict[str, str], *, private_tmp: bool = False) -> Host:
     unshare = shutil.which("unshare")
     if unshare is None or shutil.which("nsenter") is None:
         pytest.skip("needs util-linux's unshare and nsenter")
-    probe = subprocess.run([unshare, "--pid", "--fork", "--mount-proc", "true"], check=False)
+    command = [unshare, "--pid", "--fork", "--mount-proc"]
+    probe = subprocess.run([*command, "true"], check=False)
     if probe.returncode != 0:
         pytest.skip("cannot make PID and mount namespaces here (needs root or user namespaces)")
-    return Host(
-        [unshare, "--pid", "--fork", "--mount-proc", sys.executable, str(HOSTS / "workers.py")],
-        env,
-    )
+    if private_tmp:
+        command += ["sh", "-c", _PRIVATE_TMP]
+        env = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}  # so: /tmp/threadctl-0
+    return Host([*command, sys.executable, str(HOSTS / "workers.py")], env)
 
 
 def _pid_one(host: Host) -> int:
@@ -58,3 +65,20 @@ def test_the_readme_exec_probe_works_inside_the_containers_namespace(
     assert (probe.returncode, probe.stdout) == (0, "SERVING\n"), probe.stderr
     assert listing.returncode == 0, listing.stderr
     assert "coop-1" in listing.stdout
+
+
+def test_a_process_in_its_own_namespaces_is_reached_from_outside_by_its_pid(
+    env: dict[str, str],
+) -> None:
+    # Its socket is /tmp/threadctl-0/1.sock in a /tmp only it sees: found
+    # through /proc/PID/root, by its PID in its own namespace.
+    host = _namespaced(env, private_tmp=True)
+    try:
+        outer = _pid_one(host)
+        listing = run_cli("list", "--json", "--pid", str(outer), env=env)
+    finally:
+        host.stop()
+
+    assert host.ready["socket"] == "/tmp/threadctl-0/1.sock"
+    assert listing.returncode == 0, listing.stderr
+    assert {"coop-1", "coop-2"} <= {t["name"] for t in json.loads(listing.stdout)["threads"]}

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import pty
+import pwd
 import select
 import socket
 import subprocess
@@ -165,7 +166,8 @@ def test_ps_lists_live_hosts_and_ignores_stale_sockets(
     assert isinstance(rows[first.pid]["threads"], int)
     assert rows[first.pid]["threads"] >= 8
     table = run_cli("ps", env=env).stdout.splitlines()
-    assert table[0].split() == ["PID", "THREADS", "PROGRAM", "ADDRESS"]
+    assert table[0].split() == ["PID", "USER", "THREADS", "PROGRAM", "ADDRESS"]
+    assert rows[first.pid]["user"] == pwd.getpwuid(os.geteuid()).pw_name
     start_host("activity.py")  # a new install cleans up after the dead process
     assert not stale.exists()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import stat
 import subprocess
@@ -45,6 +46,33 @@ def _as_nobody(code: str, *args: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-c", prelude + code, *args],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
+
+
+@as_root
+def test_root_finds_another_users_process_by_pid_and_in_ps(env: dict[str, str]) -> None:
+    # Before: "runs no threadctl server": only root's own directories were searched.
+    code = (
+        "import json, os, sys, threadctl\n"
+        "install = threadctl.install  # its modules imported as root: nobody cannot read them\n"
+        f"os.setgroups([]); os.setgid({NOBODY}); os.setuid({NOBODY})\n"
+        "server = install()\n"
+        "print('READY ' + json.dumps({'socket': str(server.socket_path)}), flush=True)\n"
+        "sys.stdin.read()\n"
+        "server.close()\n"
+    )
+    theirs = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}  # /tmp/threadctl-65534
+    host = Host([sys.executable, "-c", code], theirs)
+    try:
+        listing = cli_json("list", "--pid", str(host.pid), env=env)
+        processes = cli_json("ps", env=env)
+    finally:
+        host.stop()
+
+    assert host.ready["socket"] == f"/tmp/threadctl-{NOBODY}/{host.pid}.sock"
+    assert listing["process"]["pid"] == host.pid
+    row = next(p for p in processes if p["pid"] == host.pid)
+    assert row["user"] == pwd.getpwuid(NOBODY).pw_name
+    assert row["address"] == f"unix:{host.ready['socket']}"
 
 
 @as_root
