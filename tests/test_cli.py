@@ -162,8 +162,10 @@ def test_target_from_environment_and_option(workers: Host, env: dict[str, str]) 
     socket = workers.ready["socket"]
     by_option = cli_json("list", "--target", socket, env=env)
     by_env = cli_json("list", env={**env, "THREADCTL_TARGET": f"unix:{socket}"})
+    by_number = cli_json("list", "--target", str(workers.pid), env=env)  # a PID, not a host
 
     assert by_option["process"]["pid"] == by_env["process"]["pid"] == workers.pid
+    assert by_number["process"]["pid"] == workers.pid
 
 
 def test_several_servers_ask_which_one(start_host, env: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
