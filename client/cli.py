@@ -10,6 +10,8 @@ Exit codes: _exits.HELP (and `threadctl --help`).
 from __future__ import annotations
 
 import argparse
+import difflib
+import importlib.metadata
 import json
 import math
 import os
@@ -18,7 +20,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from threadctl.client import _exits, _render
+from threadctl._version import __version__
+from threadctl.client import _completion, _exits, _render
 from threadctl.client._backend import Backend
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
@@ -36,6 +39,8 @@ ENV_TOKEN_FILE = "THREADCTL_TOKEN_FILE"  # noqa: S105 - the name of a variable
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _suggest_command(parser, argv)
     args = parser.parse_args(argv)
     if args.command is cmd_stop and (args.tid is None) != args.all:
         parser.error("stop: give the TID of one thread, or --all")
@@ -58,6 +63,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = error.filename or "writing the output"
         print(f"threadctl: {what}: {error.strerror or error}", file=sys.stderr)
         return int(Exit.ERROR)
+
+
+def _suggest_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """A mistyped command ends with a suggestion (`threadctl lsit`: did you
+    mean list?) instead of argparse's list of every command."""
+    commands = _completion.commands(parser)
+    valued = set(_completion.options(parser, valued=True))
+    words = iter(argv)
+    for word in words:
+        if word in valued:
+            next(words, None)  # its value
+        elif not word.startswith("-"):
+            if word not in commands:
+                close = difflib.get_close_matches(word, commands, n=1)
+                hint = (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f" (commands: {', '.join(commands)})"
+                )
+                parser.error(f"unknown command {word!r}{hint}")
+            return
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -159,6 +185,12 @@ def cmd_ps(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
+def cmd_completion(args: argparse.Namespace) -> Exit:
+    """Print a shell completion script: eval "$(threadctl completion bash)" (or zsh)."""
+    print(_completion.script(_parser(), args.shell), end="")
+    return Exit.OK
+
+
 def _user_name(uid: int) -> str:
     if uid < 0:
         return "?"
@@ -206,7 +238,12 @@ def cmd_detach(args: argparse.Namespace) -> Exit:
     return Exit.OK
 
 
-_NEEDS_NO_SERVER: set[Callable[[argparse.Namespace], Exit]] = {cmd_ps, cmd_attach, cmd_detach}
+_NEEDS_NO_SERVER: set[Callable[[argparse.Namespace], Exit]] = {
+    cmd_ps,
+    cmd_attach,
+    cmd_detach,
+    cmd_completion,
+}
 
 
 def cmd_show(backend: Backend, args: argparse.Namespace) -> Exit:
@@ -339,6 +376,25 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _Version(argparse.Action):
+    """--version: threadctl's version, the Python's, and grpcio's and
+    protobuf's as installed (read from their metadata, not imported)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        installed = []
+        for package in ("grpcio", "protobuf"):
+            try:
+                installed.append(f"{package} {importlib.metadata.version(package)}")
+            except importlib.metadata.PackageNotFoundError:
+                installed.append(f"{package} missing")
+        python = f"Python {sys.version.split()[0]}"
+        print(f"threadctl {__version__} ({python}, {', '.join(installed)})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     # Target options work before or after the command (`threadctl --pid 1 list`
     # and `threadctl list --pid 1`): the sub-parsers' copies default to
@@ -350,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
         group = parser.add_argument_group("target (default: $THREADCTL_TARGET, else the only one)")
         choice = group.add_mutually_exclusive_group()
         choice.add_argument(
+            "-p",
             "--pid",
             type=_positive_int,
             default=default(None),
@@ -409,6 +466,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target_options(parser, defaults=True)
+    parser.add_argument("--version", action=_Version, help="print the versions and exit")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def command(
@@ -463,6 +521,8 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     command("ps", cmd_ps)  # type: ignore[arg-type]
+    completion = command("completion", cmd_completion)  # type: ignore[arg-type]
+    completion.add_argument("shell", choices=["bash", "zsh"], help="the shell")
     for name, func in (("attach", cmd_attach), ("detach", cmd_detach)):
         sub = command(name, func)  # type: ignore[arg-type]
         sub.add_argument("target_pid", type=_positive_int, metavar="PID", help="the process")

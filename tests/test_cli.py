@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -289,3 +290,52 @@ def test_text_of_the_target_reaches_the_terminal_escaped_and_json_exact(
     [thread] = [t for t in listing["threads"] if t["native_id"] == int(tid)]
     assert thread["name"] == HOSTILE
     assert HOSTILE in listing["process"]["argv"]
+
+
+def test_version_names_threadctl_python_and_the_grpc_packages(env: dict[str, str]) -> None:
+    result = run_cli("--version", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(
+        r"threadctl \d+\.\d+\.\d+\S* \(Python 3\.\d+\.\d+\S*, grpcio \S+, protobuf \S+\)\n",
+        result.stdout,
+    ), result.stdout
+
+
+def test_a_mistyped_command_gets_a_suggestion(env: dict[str, str]) -> None:
+    typo = run_cli("-p", "1", "--timeout", "2", "lsit", env=env)  # options before it skipped
+    unknown = run_cli("frobnicate", env=env)
+
+    assert typo.returncode == 2
+    assert typo.stderr.endswith("threadctl: error: unknown command 'lsit'; did you mean 'list'?\n")
+    assert unknown.returncode == 2
+    assert "unknown command 'frobnicate' (commands: list, " in unknown.stderr
+
+
+def test_short_pid_option(workers: Host, env: dict[str, str]) -> None:
+    assert cli_json("list", "-p", str(workers.pid), env=env)["process"]["pid"] == workers.pid
+
+
+def test_bash_completion_completes_commands_options_and_choices(env: dict[str, str]) -> None:
+    script = run_cli("completion", "bash", env=env)
+    assert script.returncode == 0, script.stderr
+    cases = {
+        "threadctl li": "list",
+        "threadctl --pid 12 st": "stop",  # an option's value is not the command
+        "threadctl stop --fo": "--force",
+        "threadctl list --sort c": "cpu",
+        "threadctl completion z": "zsh",
+    }
+    driver = (
+        script.stdout
+        + 'for words in "$@"; do read -ra COMP_WORDS <<< "$words"; '
+        + "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _threadctl; "
+        + 'echo "${COMPREPLY[*]}"; done\n'
+    )
+    done = subprocess.run(
+        ["bash", "-c", driver, "bash", *cases], capture_output=True, text=True,
+        timeout=DEADLINE, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == list(cases.values())
