@@ -48,6 +48,7 @@ def _start_server(launch: _launch_args.Launch) -> None:
             stop_on_signals=options.stop_on_signals,
             grace=options.grace,
             force_after_grace=options.force_after_grace,
+            name_os_threads=options.name_os_threads,
         )
     except Exception as error:  # noqa: BLE001 - whatever failed, the program must run
         reason = " ".join(str(error).split()) or type(error).__name__

@@ -4,9 +4,9 @@ Why not concurrent.futures.ThreadPoolExecutor: its workers are joined at
 interpreter exit before ordinary atexit handlers run, so one RPC handler still
 waiting (a `stop --wait`) would hold up the host's exit. The control plane must
 never be what keeps a process alive. These workers are daemon threads, named
-`threadctl-rpc-N` (visible as such in listings), and protected before they
-start (`before_start`; no listing ever shows one unprotected), so no stop
-request can ever reach them.
+`threadctl-rpc-N` (visible as such in listings and, at OS level, in `top
+-H`), and protected before they start (`start`, _os_names.start_own), so no
+stop request can ever reach them.
 
 A few workers start with the pool: from CPython 3.12 on, no thread can be
 started once the interpreter is shutting down (after an uncaught
@@ -33,13 +33,13 @@ class DaemonThreadPool:
         self,
         max_workers: int,
         name_prefix: str,
-        before_start: Callable[[threading.Thread], None],
+        start: Callable[[threading.Thread], None],  # starts a worker (protected)
         *,
         min_workers: int = 2,
     ) -> None:
         self._max_workers = max_workers
         self._name_prefix = name_prefix
-        self._before_start = before_start
+        self._start = start
         self._work: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -69,9 +69,8 @@ class DaemonThreadPool:
         worker = threading.Thread(
             target=self._run, name=f"{self._name_prefix}-{next(self._counter)}", daemon=True
         )
-        self._before_start(worker)
         try:
-            worker.start()
+            self._start(worker)
         except RuntimeError:
             return  # interpreter shutting down: the running workers serve the queue
         self._workers.append(worker)

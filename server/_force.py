@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import CodeType, TracebackType
 from typing import TypeVar
 
-from threadctl import _audit, _native
+from threadctl import _audit, _native, _os_names
 from threadctl._core import futures, quiet, traps
 from threadctl._core.frames import frames_guarded
 from threadctl._core.landing import (
@@ -321,9 +321,8 @@ class _Lander:
                 return
             self._running = True
         lander = threading.Thread(target=self._run, name="threadctl-force", daemon=True)
-        registry.protect(lander)
         try:
-            lander.start()
+            _os_names.start_own(lander)
         except RuntimeError:  # interpreter shutting down: the stop stays deferred
             with self._lock:
                 self._running = False

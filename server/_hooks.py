@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
+from threadctl import _os_names
 from threadctl._registry import ThreadState, registry
 
 logger = logging.getLogger("threadctl")
@@ -84,8 +85,7 @@ def run_stop_hooks(state: ThreadState) -> None:
     runner = threading.Thread(
         target=_run_hooks, args=(hooks,), name="threadctl-stop-hooks", daemon=True
     )
-    registry.protect(runner)
-    runner.start()
+    _os_names.start_own(runner)
     runner.join(HOOK_TIME_LIMIT)
     if runner.is_alive():
         logger.warning(

@@ -23,7 +23,7 @@ from threadctl import _grpc_logging  # noqa: F401  # isort: skip
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from threadctl import _force, _gevent, _limits, _paths, _reflection
+from threadctl import _force, _gevent, _limits, _os_names, _paths, _reflection
 from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
 from threadctl._executor import DaemonThreadPool
 from threadctl._fields import process_fields
@@ -77,8 +77,10 @@ class ControlServer:
         tcp: str | None = None,
         tls: TLSConfig | None = None,
         tokens: Sequence[TokenGrant] = (),
+        name_os_threads: bool = False,
     ) -> None:
         self._signal_stopper = signal_stopper
+        self._name_os_threads = name_os_threads
         self.socket_path = socket_path
         self.token_path = _paths.token_path_for_socket(socket_path)
         self.address = f"unix:{socket_path}"
@@ -92,7 +94,7 @@ class ControlServer:
         # Closes the server before gevent patches threading under it.
         self._gevent_guard = _gevent.PatchGuard(lambda: self.close(None), self.pid)
         self._pool = DaemonThreadPool(
-            MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", before_start=registry.protect
+            MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", start=_os_names.start_own
         )
         self._server = grpc.server(
             self._pool,  # type: ignore[arg-type] - duck-typed executor
@@ -203,6 +205,8 @@ class ControlServer:
         self._gevent_guard.disarm()
         if self._signal_stopper is not None:
             self._signal_stopper.uninstall()
+        if self._name_os_threads:
+            _os_names.stop_naming_new_threads()
         if os.getpid() == self.pid:
             self._health.enter_graceful_shutdown()
             stop_within_bound(self._server, self._pool, grace)  # never waits forever
@@ -242,6 +246,7 @@ def install(
     tls: TLSConfig | None = None,
     tokens: Iterable[TokenGrant] = (),
     insecure_plaintext_tcp: bool = False,
+    name_os_threads: bool = False,
 ) -> ControlServer:
     """Start the control server in this process.
 
@@ -272,6 +277,10 @@ def install(
         tokens: bearer tokens accepted on TCP, each with a role (TokenGrant).
         insecure_plaintext_tcp: allow TCP without TLS (tokens in clear text).
             For tests on a trusted network only; logs a warning.
+        name_os_threads: give every Python thread its name at OS level too
+            (what `top -H` and `ps -L` show, 15 bytes), now and as threads
+            start, until close() (see threadctl._os_names). threadctl's own
+            threads are named always.
 
     Returns:
         The running server: `.address`, `.socket_path`, `.close()`.
@@ -325,6 +334,7 @@ def install(
             tcp=tcp,
             tls=tls,
             tokens=grants,
+            name_os_threads=name_os_threads,
         )
         server._start()
         # A safety net for gRPC versions and settings not measured: a server
@@ -334,6 +344,8 @@ def install(
             if stopper is not None:
                 stopper.install()
             _force.prepare()
+            if name_os_threads:
+                _os_names.name_all_threads()
             _installed = server
             _served_in_pid = os.getpid()
     if broken:
@@ -386,6 +398,7 @@ def _protect_grpc_threads(before: set[threading.Thread]) -> None:
         if getattr(target, "__module__", "").startswith("grpc"):
             thread.name = "threadctl-serve"
             registry.protect(thread)
+            _os_names.set_os_name(thread)
 
 
 def _forget_in_child() -> None:

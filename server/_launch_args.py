@@ -173,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
         help="with --stop-on-signals: how long threads get to exit by themselves (default 5)",
     )
     parser.add_argument(
+        "--name-os-threads",
+        action="store_true",
+        help="give every Python thread its name at OS level too, as top -H and ps -L show"
+        " it (15 bytes)",
+    )
+    parser.add_argument(
         "--force-after-grace",
         action="store_true",
         help="with --stop-on-signals: force-stop the threads still alive after the grace",

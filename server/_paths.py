@@ -184,9 +184,7 @@ def unsafe_reason(directory: Path, owner: int | None = None) -> str | None:
     return why_not_private(directory, info, owner)
 
 
-def why_not_private(
-    directory: Path, info: os.stat_result, owner: int | None = None
-) -> str | None:
+def why_not_private(directory: Path, info: os.stat_result, owner: int | None = None) -> str | None:
     """The check of unsafe_reason on `info`: an lstat of `directory`, or the
     fstat of a descriptor the client opened it as (so that what it checks is
     what it then connects through, see threadctl.client._local_socket)."""

@@ -67,8 +67,8 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
+from threadctl import _os_names
 from threadctl._control import validate
-from threadctl._registry import registry
 from threadctl._stop_all import stop_all
 from threadctl._wakeup import WakeupPipe
 
@@ -123,9 +123,7 @@ class SignalStopper:
         self._wakeups = WakeupPipe()
         for target, name in ((self._read_wakeups, "threadctl-signals"),
                              (self._stop_when_triggered, "threadctl-signals-stop")):  # fmt: skip
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            registry.protect(thread)
-            thread.start()
+            _os_names.start_own(threading.Thread(target=target, name=name, daemon=True))
         self._wakeups.install()
         for sig in self._previous:
             signal.signal(sig, self._handle)

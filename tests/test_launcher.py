@@ -83,6 +83,18 @@ def test_module_options_and_dashes_belong_to_the_module(env: dict[str, str]) -> 
         assert host.stop() == 0
 
 
+def test_name_os_threads_names_the_programs_threads_for_top_h(env: dict[str, str]) -> None:
+    host = Host([*LAUNCH, "--name-os-threads", str(HOSTS / "plain_script.py")], env)
+    try:
+        listing = cli_json("list", "--pid", str(host.pid), env=env)
+        worker = next(t for t in listing["threads"] if t["name"] == "plain-worker")
+        kernel_name = Path(f"/proc/{host.pid}/task/{worker['native_id']}/comm").read_text()
+    finally:
+        assert host.stop() == 0
+
+    assert kernel_name == "plain-worker\n"
+
+
 def test_double_dash_ends_threadctls_options(env: dict[str, str]) -> None:
     script = str(HOSTS / "plain_script.py")
     host = Host([*LAUNCH, "--grace", "3", "--", script, "--socket", "x", "-m", "y"], env)

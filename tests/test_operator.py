@@ -251,3 +251,33 @@ def test_top_on_a_terminal_draws_and_quits_on_q(activity: Host, env: dict[str, s
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+
+
+def _kernel_names(pid: int) -> dict[int, str]:
+    names = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            names[int(task.name)] = (task / "comm").read_text().rstrip("\n")
+    return names
+
+
+@pytest.mark.parametrize("mode", ["all", "own"])
+def test_top_h_shows_thread_names(start_host: StartHost, env: dict[str, str], mode: str) -> None:
+    host = start_host("os_names.py", mode)
+    host.send("spawn late-comer")
+    late_tid = int(host.expect("SPAWNED late-comer").split()[2])
+    cli_json("list", "--pid", str(host.pid), env=env)  # an RPC worker has run by now
+
+    names = _kernel_names(host.pid)
+
+    ours = set(names.values())
+    assert {"threadctl-serve", "threadctl-rpc-1"} <= ours  # always named
+    assert names[host.pid] != "MainThread"  # the process keeps its own name
+    given = {
+        host.tid("worker-1"): "worker-1",
+        host.tid("a-name-longer-than-15-bytes"): "a-name-longer-t",  # the kernel keeps 15 bytes
+        host.tid("ünïcödé-名前"): "ünïcödé-名",  # cut at a character, within 15 bytes
+        late_tid: "late-comer",  # started after install
+    }
+    for tid, name in given.items():
+        assert (names[tid] == name) is (mode == "all"), (names[tid], name)
