@@ -95,21 +95,40 @@ class Caller:
     role: Role
 
 
+@dataclass(frozen=True)
+class _Grants:
+    """Who gets which role on TCP: tokens, certificate subjects, common names."""
+
+    tokens: tuple[TokenGrant, ...]
+    by_subject: Mapping[DN, Role]
+    by_common_name: Mapping[str, Role]
+
+    @classmethod
+    def of(cls, tokens: Iterable[TokenGrant], tls: TLSConfig | None) -> _Grants:
+        subjects = dict(tls.client_subjects) if tls else {}
+        return cls(
+            tuple(tokens),
+            {parse_dn(granted): role for granted, role in subjects.items() if "=" in granted},
+            {granted: role for granted, role in subjects.items() if "=" not in granted},
+        )
+
+
 class Authenticator:
-    """Decides the caller of each RPC from its transport and metadata."""
+    """Decides the caller of each RPC from its transport and metadata.
+
+    The grants can be replaced while serving (replace_grants: token and
+    certificate rotation); each call reads one table, old or new, whole.
+    """
 
     def __init__(
         self, unix_token: str, grants: Iterable[TokenGrant], tls: TLSConfig | None
     ) -> None:
         self._unix_token = unix_token
-        self._grants = tuple(grants)
-        subjects = dict(tls.client_subjects) if tls else {}
-        self._by_subject: dict[DN, Role] = {
-            parse_dn(granted): role for granted, role in subjects.items() if "=" in granted
-        }
-        self._by_common_name = {
-            granted: role for granted, role in subjects.items() if "=" not in granted
-        }
+        self._table = _Grants.of(grants, tls)
+
+    def replace_grants(self, grants: Iterable[TokenGrant], tls: TLSConfig | None) -> None:
+        """Grant roles from now on to these tokens and `tls`'s subjects only."""
+        self._table = _Grants.of(grants, tls)
 
     def caller(
         self,
@@ -132,7 +151,7 @@ class Authenticator:
             return certificate
         if token is not None:
             # Compare with every grant, so timing does not tell which matched.
-            matches = [g for g in self._grants if hmac.compare_digest(token, g.token)]
+            matches = [g for g in self._table.tokens if hmac.compare_digest(token, g.token)]
             if matches:
                 return Caller(f"token {matches[0].name}", matches[0].role)
         return None
@@ -147,13 +166,14 @@ class Authenticator:
         grants, a caller without credentials on the Unix socket passes this
         check too; only a loosened socket directory lets one connect there.
         """
-        if self._by_subject or self._by_common_name:
+        table = self._table
+        if table.by_subject or table.by_common_name:
             return True
         token = bearer_token(metadata)
         if token is None:
             return False
         known = [hmac.compare_digest(token, self._unix_token)]
-        known += [hmac.compare_digest(token, grant.token) for grant in self._grants]
+        known += [hmac.compare_digest(token, grant.token) for grant in table.tokens]
         return any(known)
 
     def _certificate_caller(self, auth_context: Mapping[str, Sequence[bytes]]) -> Caller | None:
@@ -166,11 +186,12 @@ class Authenticator:
             dn = parse_dn(subject)
         except ValueError:
             return None  # not what OpenSSL prints: trust nothing in it
-        role = self._by_subject.get(dn)
+        table = self._table
+        role = table.by_subject.get(dn)
         names = common_names(dn)
         reported = auth_context.get("x509_common_name") or [b""]
         if role is None and len(names) == 1 and names[0].encode() == reported[0]:
-            role = self._by_common_name.get(names[0])
+            role = table.by_common_name.get(names[0])
         return None if role is None else Caller(f"certificate {subject}", role)
 
 

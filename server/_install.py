@@ -38,7 +38,7 @@ from threadctl._socket_files import (
     remove_stale_sockets,
     why_unbindable,
 )
-from threadctl._tcp import add_tcp_port, check_tcp_settings
+from threadctl._tcp import Certificates, add_tcp_port, check_tcp_settings
 from threadctl.errors import AlreadyInstalled, ServerStartFailed, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -84,7 +84,9 @@ class ControlServer:
         self.socket_path = socket_path
         self.token_path = _paths.token_path_for_socket(socket_path)
         self.address = f"unix:{socket_path}"
-        self._tcp, self._tls = tcp, tls
+        self._tcp = tcp
+        self._tokens, self._tls = tuple(tokens), tls
+        self._certificates = Certificates(tls) if tcp is not None and tls is not None else None
         self.tcp_address: str | None = None
         self._token = new_process_token()
         self.pid = os.getpid()
@@ -93,12 +95,13 @@ class ControlServer:
         self._listening = False  # a port is bound (see _abandon)
         # Closes the server before gevent patches threading under it.
         self._gevent_guard = _gevent.PatchGuard(lambda: self.close(None), self.pid)
+        self._authenticator = Authenticator(self._token, tokens, tls)
         self._pool = DaemonThreadPool(
             MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", start=_os_names.start_own
         )
         self._server = grpc.server(
             self._pool,  # type: ignore[arg-type] - duck-typed executor
-            interceptors=[ServerInterceptor(Authenticator(self._token, tokens, tls))],
+            interceptors=[ServerInterceptor(self._authenticator)],
             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -142,7 +145,7 @@ class ControlServer:
             os.chmod(self.socket_path, 0o600)
             if self._tcp is not None:
                 step = f"listen on {self._tcp}"
-                self.tcp_address = add_tcp_port(self._server, self._tcp, self._tls)
+                self.tcp_address = add_tcp_port(self._server, self._tcp, self._certificates)
             step = "start serving"
             before = set(threading.enumerate())
             self._server.start()
@@ -187,6 +190,35 @@ class ControlServer:
         self._pool.shutdown(wait=False)
         for path in (self.socket_path, self.token_path):
             path.unlink(missing_ok=True)
+
+    def reload_credentials(
+        self, *, tls: TLSConfig | None = None, tokens: Iterable[TokenGrant] | None = None
+    ) -> None:
+        """Rotate the TCP listener's credentials without a restart: the
+        certificate files and subject grants of `tls`, the bearer `tokens`
+        (None keeps what is there). New connections and calls use them at
+        once; a token no longer granted is refused from its next call.
+        Certificate files that change in place are read again by themselves
+        at the next handshake (see threadctl._tcp.Certificates), so this
+        call is only needed for other files, grants or tokens.
+
+        Raises:
+            ValueError: no TCP listener, a combination install() refuses, or
+                turning client certificates on or off (needs a restart).
+            OSError: a certificate file cannot be read, or does not match
+                its key; nothing changed.
+        """
+        if self._tcp is None:
+            raise ValueError("this server has no TCP listener: there is nothing to rotate")
+        new_tls = self._tls if tls is None else tls
+        new_tokens = self._tokens if tokens is None else tuple(tokens)
+        check_tcp_settings(self._tcp, new_tls, new_tokens, insecure_plaintext_tcp=new_tls is None)
+        if (new_tls is None) != (self._tls is None):
+            raise ValueError("TLS cannot be turned on or off while serving: restart the server")
+        if self._certificates is not None and new_tls is not None:
+            self._certificates.replace(new_tls)
+        self._authenticator.replace_grants(new_tokens, new_tls)
+        self._tls, self._tokens = new_tls, new_tokens
 
     def close(self, grace: float | None = 1.0) -> None:
         """Stop serving, end waiting calls, remove the socket. Idempotent.

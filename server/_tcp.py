@@ -12,6 +12,9 @@ a token caller without a certificate would fail the handshake.
 from __future__ import annotations
 
 import logging
+import os
+import ssl
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,10 +61,10 @@ def check_tcp_settings(
         )
 
 
-def add_tcp_port(server: grpc.Server, tcp: str, tls: TLSConfig | None) -> str:
+def add_tcp_port(server: grpc.Server, tcp: str, certificates: Certificates | None) -> str:
     """Bind the TCP listener; returns the address actually bound (port 0 picks one)."""
     host = tcp.rsplit(":", 1)[0]
-    if tls is None:
+    if certificates is None:
         logger.warning(
             "threadctl: INSECURE plaintext TCP listener on %s: tokens travel in clear text;"
             " use only on a trusted network, for tests",
@@ -69,13 +72,88 @@ def add_tcp_port(server: grpc.Server, tcp: str, tls: TLSConfig | None) -> str:
         )
         port = server.add_insecure_port(tcp)
     else:
-        client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
-        credentials = grpc.ssl_server_credentials(
-            [(Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes())],
-            root_certificates=client_ca,
-            require_client_auth=client_ca is not None,
-        )
-        port = server.add_secure_port(tcp, credentials)
+        port = server.add_secure_port(tcp, certificates.server_credentials())
     if port == 0:
         raise OSError(f"cannot listen on {tcp}")
     return f"{host}:{port}"
+
+
+class Certificates:
+    """The TCP listener's certificate files, read again when they change.
+
+    gRPC asks for the certificate configuration at each new TLS handshake
+    (dynamic server credentials); the answer is "unchanged" unless one of the
+    files' stat (inode, size, mtime) differs from when they were last read,
+    or replace() gave other files. A file that cannot be read, or a new
+    configuration gRPC cannot use, keeps the previous one serving, with a
+    warning. Connections already open keep the certificate they began with.
+    Whether client certificates are required is fixed when the port is
+    bound (a gRPC limit): replace() refuses to turn mutual TLS on or off.
+    """
+
+    def __init__(self, tls: TLSConfig) -> None:
+        self._lock = threading.Lock()
+        self._tls = tls
+        self._stamps = self._stat()
+        self._initial = self._configuration(tls)
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._initial, self._fetch, require_client_authentication=self._requires_client
+        )
+
+    @property
+    def _requires_client(self) -> bool:
+        return self._tls.client_ca_file is not None
+
+    def replace(self, tls: TLSConfig) -> None:
+        """Serve `tls`'s files from the next handshake on (reading them now).
+
+        Raises:
+            ValueError: it would turn client certificates on or off.
+            OSError: a file cannot be read.
+        """
+        if (tls.client_ca_file is not None) != self._requires_client:
+            raise ValueError(
+                "client certificates cannot be turned on or off while serving (gRPC fixes it"
+                " when the port is bound): restart the server for that"
+            )
+        self._configuration(tls)  # fails here, not at the next handshake
+        with self._lock:
+            self._tls, self._stamps = tls, ()
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        """gRPC's callback, at each handshake: None means unchanged."""
+        try:
+            with self._lock:
+                stamps = self._stat()
+                if stamps == self._stamps:
+                    return None
+                configuration = self._configuration(self._tls)
+                self._stamps = stamps
+                return configuration
+        except Exception as error:  # noqa: BLE001 - never into gRPC's handshake
+            logger.warning("threadctl: TLS files not reloaded, the previous ones serve: %s", error)
+            return None
+
+    def _files(self, tls: TLSConfig) -> list[str]:
+        return [tls.cert_file, tls.key_file, *([tls.client_ca_file] if tls.client_ca_file else [])]
+
+    def _stat(self) -> tuple[tuple[int, int, int], ...]:
+        def stamp(path: str) -> tuple[int, int, int]:
+            info = os.stat(path)
+            return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+        return tuple(stamp(path) for path in self._files(self._tls))
+
+    @staticmethod
+    def _configuration(tls: TLSConfig) -> grpc.ServerCertificateConfiguration:
+        """`tls`'s files, read. A key that does not match its certificate
+        (files caught halfway through a copy) raises ssl.SSLError here, and
+        the previous pair goes on serving."""
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            tls.cert_file, tls.key_file
+        )
+        key, cert = Path(tls.key_file).read_bytes(), Path(tls.cert_file).read_bytes()
+        client_ca = Path(tls.client_ca_file).read_bytes() if tls.client_ca_file else None
+        return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=client_ca)

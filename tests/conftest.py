@@ -66,9 +66,18 @@ CLIENT_CERTIFICATES = {
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate for localhost, and the client certificates
     of CLIENT_CERTIFICATES (`<name>.pem`, `<name>.key`)."""
+    return _make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another CA with its own certificates, as pki's: for rotations."""
+    return _make_pki(tmp_path_factory.mktemp("other-pki"))
+
+
+def _make_pki(directory: Path) -> Path:
     if shutil.which("openssl") is None:
         pytest.skip("needs the openssl command to make certificates")
-    directory = tmp_path_factory.mktemp("pki")
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)

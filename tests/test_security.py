@@ -541,3 +541,57 @@ def test_the_readmes_tcp_examples_run_as_written(
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0.0.0.0:7443"
+
+
+def test_certificate_files_replaced_in_place_serve_new_connections(
+    start_host: StartHost, env: dict[str, str], pki: Path, other_pki: Path, tmp_path: Path
+) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.pem", "server.key"):
+        (live / name).write_bytes((pki / name).read_bytes())
+    host = _tcp_host(start_host, env, {
+        "cert": str(live / "server.pem"), "key": str(live / "server.key"),
+        "tokens": [["ci", ADMIN_TOKEN, "CONTROL"]],
+    })  # fmt: skip
+
+    def listing(ca: Path) -> subprocess.CompletedProcess[str]:
+        return run_cli("list", "--target", host.ready["tcp"], "--tls-ca", str(ca),
+                       "--tls-server-name", "localhost", "--timeout", "5",
+                       env=_client_env(env, THREADCTL_TOKEN=ADMIN_TOKEN))  # fmt: skip
+
+    before = listing(pki / "ca.pem")
+    for name in ("server.pem", "server.key"):  # as a renewal does: write aside, rename
+        (live / f"{name}.new").write_bytes((other_pki / name).read_bytes())
+        os.replace(live / f"{name}.new", live / name)
+    renewed = listing(other_pki / "ca.pem")
+    old_ca = listing(pki / "ca.pem")
+
+    assert before.returncode == 0, before.stderr
+    assert renewed.returncode == 0, renewed.stderr  # no restart
+    assert old_ca.returncode == 3  # the old CA no longer vouches for the server
+    assert host.proc.poll() is None
+
+
+def test_tokens_rotate_without_a_restart(
+    start_host: StartHost, env: dict[str, str], pki: Path
+) -> None:
+    host = _tcp_host(start_host, env, {
+        "cert": str(pki / "server.pem"), "key": str(pki / "server.key"),
+        "tokens": [["ci", ADMIN_TOKEN, "CONTROL"]],
+    })  # fmt: skip
+    tls = ["--target", host.ready["tcp"], "--tls-ca", str(pki / "ca.pem"),
+           "--tls-server-name", "localhost"]  # fmt: skip
+
+    def listing(token: str) -> int:
+        return run_cli("list", *tls, env=_client_env(env, THREADCTL_TOKEN=token)).returncode
+
+    new_token = "n" * 32
+    host.send("reload " + json.dumps({"tokens": [["ci-2", new_token, "READ"]]}))
+    reloaded = host.expect("RELOAD")
+    host.send("reload " + json.dumps({"client_ca": str(pki / "ca.pem")}))
+    refused = host.expect("RELOAD")
+
+    assert reloaded == "RELOADED"
+    assert (listing(new_token), listing(ADMIN_TOKEN)) == (0, 7)
+    assert refused.startswith("RELOAD FAILED client certificates (client_ca_file) and tokens")

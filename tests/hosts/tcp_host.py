@@ -6,6 +6,8 @@ before install, nofile lowers the soft limit of open files). Threads: `coop`
 `LOG <message>` for threadctl's other log records. Commands on stdin:
   open  open a file, print OPENED (or OPEN FAILED <reason>)
   fds   print FDS <number of open file descriptors>
+  reload <json>  server.reload_credentials() with {"tokens": [[name, token, role]],
+        "client_ca": path}: prints RELOADED (or RELOAD FAILED <error>)
 Exits on stdin EOF.
 """
 
@@ -81,6 +83,23 @@ for line in sys.stdin:
             say(f"OPEN FAILED {error.strerror}")
     elif line.strip() == "fds":
         say(f"FDS {len(os.listdir('/proc/self/fd'))}")
+    elif line.startswith("reload "):
+        change = json.loads(line[len("reload ") :])
+        new_tls = None
+        if "client_ca" in change and tls is not None:
+            new_tls = TLSConfig(tls.cert_file, tls.key_file, client_ca_file=change["client_ca"])
+        tokens = change.get("tokens")
+        try:
+            server.reload_credentials(
+                tls=new_tls,
+                tokens=None
+                if tokens is None
+                else [TokenGrant(n, t, Role[r]) for n, t, r in tokens],
+            )
+        except (ValueError, OSError) as error:
+            say(f"RELOAD FAILED {error}")
+        else:
+            say("RELOADED")
 release.set()
 for thread in threads:
     if thread.is_alive() and thread.name == "coop":
