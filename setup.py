@@ -1,4 +1,6 @@
-"""Build glue: generate the gRPC stubs from proto/ before packaging.
+"""Build glue: generate the gRPC stubs from proto/ before packaging (when
+they are missing or older than the .proto: the sdist ships them, see
+_build/threadctl_build.py).
 
 Why here and not committed: generated code must match the pinned generator
 (pyproject.toml, build-system.requires), so the build produces it. The output
@@ -26,6 +28,8 @@ from pathlib import Path
 
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
+from threadctl_build import stubs_needed  # _build/, on the path during a build
 
 ROOT = Path(__file__).resolve().parent
 PROTO_ROOT = ROOT / "proto"
@@ -53,7 +57,17 @@ def generate_stubs() -> None:
 
 class BuildPyWithStubs(build_py):
     def run(self) -> None:
-        generate_stubs()
+        if stubs_needed(ROOT):
+            generate_stubs()
+        super().run()
+
+
+class SdistWithStubs(sdist):
+    """The sdist ships the stubs: installing from it needs no grpcio-tools."""
+
+    def run(self) -> None:
+        if stubs_needed(ROOT):
+            generate_stubs()
         super().run()
 
 
@@ -68,4 +82,4 @@ NATIVE = Extension(
     optional=True,
 )
 
-setup(cmdclass={"build_py": BuildPyWithStubs}, ext_modules=[NATIVE])
+setup(cmdclass={"build_py": BuildPyWithStubs, "sdist": SdistWithStubs}, ext_modules=[NATIVE])
