@@ -8,14 +8,14 @@ ever sent to a socket of its owner, and never to one someone else planted.
 
 from __future__ import annotations
 
-import ipaddress
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
-from threadctl.client._errors import InvalidArgument
 from threadctl.client._local_socket import open_local_socket
 
 MAX_RESPONSE_BYTES = 256 * 1024 * 1024
@@ -61,18 +61,7 @@ def socket_token(socket_path: Path) -> str | None:
 
 
 def open_channel(address: str, *, token: str | None, tls: TLS | None) -> grpc.Channel:
-    """A channel to `address` that sends `token` with every call.
-
-    The token travels as gRPC's own call credentials (a bearer token, and the
-    caller's uid as claimed, see threadctl._auth), which gRPC sends only over
-    a channel it considers secure: TLS, or local credentials for a Unix
-    socket or a loopback TCP address (a plaintext listener,
-    insecure_plaintext_tcp, is reachable with a token only there).
-
-    Raises:
-        InvalidArgument: a token for a plaintext TCP address that is not
-            loopback.
-    """
+    """A channel to `address` that sends `token` with every call."""
     # A listing with stacks of thousands of threads exceeds gRPC's default
     # 4 MiB receive limit (10,000 threads: 4.8 MB).
     options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
@@ -80,44 +69,45 @@ def open_channel(address: str, *, token: str | None, tls: TLS | None) -> grpc.Ch
         credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
         if tls.server_name:
             options.append(("grpc.ssl_target_name_override", tls.server_name))
-    elif address.startswith("unix:"):
-        credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.UDS)
-    elif _is_loopback(address):
-        credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
-    elif token is None:
-        return grpc.insecure_channel(address, options)
+        channel = grpc.secure_channel(address, credentials, options)
     else:
-        raise InvalidArgument(
-            f"a token is never sent in clear text to {address}: give --tls-ca (a plaintext"
-            " listener is reachable with a token only on a loopback address)"
+        channel = grpc.insecure_channel(address, options)
+    if token is None:
+        return channel
+    metadata = (("authorization", f"Bearer {token}"), ("x-threadctl-uid", str(os.geteuid())))
+    return grpc.intercept_channel(channel, _AddMetadata(metadata))
+
+
+class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _with_metadata(self, details: Any) -> Any:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
         )
-    if token is not None:
-        credentials = grpc.composite_channel_credentials(
-            credentials,
-            grpc.access_token_call_credentials(token),
-            grpc.metadata_call_credentials(_ClaimedUid(), name="threadctl-uid"),
-        )
-    return grpc.secure_channel(address, credentials, options)
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(self._with_metadata(details), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Iterator[Any]:
+        return continuation(self._with_metadata(details), request)
 
 
-def _is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    for prefix in ("ipv4:", "ipv6:", "dns:///", "dns:"):
-        host = host.removeprefix(prefix)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _ClaimedUid(grpc.AuthMetadataPlugin):
-    """Sends the caller's uid beside the token (x-threadctl-uid): the server
-    cannot see who is at the other end of a Unix socket, so the audit log
-    records it as claimed."""
-
-    def __call__(
-        self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
-    ) -> None:
-        callback((("x-threadctl-uid", str(os.geteuid())),), None)
+@dataclass(frozen=True)
+class _CallDetails(grpc.ClientCallDetails):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: Any
+    compression: Any
