@@ -26,9 +26,10 @@ So once attached, the child looks where the thread stopped
   thread waiting in epoll_wait, poll, futex (the GIL), read, ... holds none.
 Anywhere else it detaches and looks again RETRY_SECONDS later, for up to
 SECONDS; then it answers `ERROR BUSY ...` and nothing was called.
-Hazard left: a thread that waits in a system call while it holds the loader
-lock (a library constructor that blocks) is taken as safe; glibc supports
-dlopen() from a constructor.
+Hazards left: a thread that waits in a system call while it holds the
+loader lock (a library constructor that blocks) is taken as safe (glibc
+supports dlopen() from a constructor); in a statically linked interpreter
+the C library is part of the executable and cannot be told apart.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ def unsafe_point(pid: int) -> str:
         return "it was still running"
     syscall, pc = int(fields[0]), int(fields[-1], 16)
     name = os.path.basename(_mapped_file(pid, pc))
-    if name.startswith("ld-"):  # ld-linux-x86-64.so.2, ld-musl-*.so.1
+    if name.startswith("ld-linux"):  # glibc's loader (ld-linux-x86-64.so.2, ...)
         return "it was inside the dynamic loader"
-    if not name.startswith(("libc.so", "libc-", "libpthread")):
+    # musl is C library and loader in one file (ld-musl-*.so.1): as libc.
+    if not name.startswith(("libc.so", "libc-", "libpthread", "ld-musl")):
         return ""
     if syscall < 0:
         return "it was inside the C library (maybe in malloc)"
