@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from threadctl._snapshot import ThreadSnapshot
     from threadctl._snapshot import snapshot_all as list_threads
     from threadctl._stop_all import StopAllResult, ThreadReport, stop_all
-    from threadctl._waits import STOPPED, get, wait, wait_for
+    from threadctl._waits import STOPPED, Stopped, get, wait, wait_for
 
 # public name -> (module, name there)
 _LAZY = {
@@ -54,7 +54,7 @@ _LAZY = {
     **dict.fromkeys(("ControlServer", "install"), "threadctl._install"),
     **dict.fromkeys(("ThreadSnapshot", "list_threads"), "threadctl._snapshot"),
     **dict.fromkeys(("StopAllResult", "ThreadReport", "stop_all"), "threadctl._stop_all"),
-    **dict.fromkeys(("STOPPED", "get", "wait", "wait_for"), "threadctl._waits"),
+    **dict.fromkeys(("STOPPED", "Stopped", "get", "wait", "wait_for"), "threadctl._waits"),
 }
 _RENAMED = {"list_threads": "snapshot_all"}
 
@@ -88,6 +88,7 @@ __all__ = [
     "StopHook",
     "StopOutcome",
     "StopResult",
+    "Stopped",
     "TLSConfig",
     "TaskStopped",
     "ThreadNotFound",

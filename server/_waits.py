@@ -27,7 +27,10 @@ from threadctl.errors import ThreadStopped
 T = TypeVar("T")
 
 
-class _Stopped(enum.Enum):
+class Stopped(enum.Enum):
+    """The type of STOPPED, for annotations (`int | threadctl.Stopped`); a
+    one-member enum, so type checkers narrow `if item is threadctl.STOPPED`."""
+
     STOPPED = "STOPPED"
 
     def __repr__(self) -> str:
@@ -36,7 +39,7 @@ class _Stopped(enum.Enum):
     __str__ = __repr__
 
 
-STOPPED = _Stopped.STOPPED
+STOPPED = Stopped.STOPPED
 """What get() returns when a stop was requested (unless raise_on_stop)."""
 
 
@@ -91,7 +94,7 @@ def wait_for(
 
 def get(
     q: queue.Queue[T], timeout: float | None = None, *, raise_on_stop: bool = False
-) -> T | _Stopped:
+) -> T | Stopped:
     """Like `q.get(timeout=timeout)`, but returns STOPPED as soon as a stop is
     requested, without taking an item.
 
