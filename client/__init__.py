@@ -5,9 +5,10 @@ with Client.for_pid(1234) as client:
     for thread in client.list_threads().threads:
         print(thread.native_id, thread.name, thread.cpu_seconds)
     result = client.stop_thread(native_id=1240, wait=5, reason="runaway")
-    print(result.outcome)  # "exited", "still_running" or "requested"
+    print(result.outcome)  # StopOutcome.EXITED ("exited"), STILL_RUNNING or REQUESTED
 """
 
+from threadctl._outcome import StopOutcome
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS, open_channel, socket_token
 from threadctl.client._discovery import RunningServer, resolve_address, running_servers
@@ -21,7 +22,15 @@ from threadctl.client._errors import (
     TargetUnavailable,
     ThreadNotFound,
 )
-from threadctl.client._models import Frame, ProcessInfo, StopResult, ThreadInfo, ThreadList
+from threadctl.client._models import (
+    Frame,
+    ProcessInfo,
+    StopAllResult,
+    StopResult,
+    ThreadInfo,
+    ThreadList,
+    WatchSample,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -35,12 +44,15 @@ __all__ = [
     "Refused",
     "RunningServer",
     "ServerError",
+    "StopAllResult",
+    "StopOutcome",
     "StopResult",
     "TargetNotFound",
     "TargetUnavailable",
     "ThreadInfo",
     "ThreadList",
     "ThreadNotFound",
+    "WatchSample",
     "open_channel",
     "resolve_address",
     "running_servers",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from threadctl._outcome import StopOutcome
 from threadctl.v1 import threadctl_pb2 as pb
 
 _STOP_STATES = {
@@ -26,17 +27,16 @@ _ACTIVITIES = {
     pb.ACTIVITY_IO: "io",
     pb.ACTIVITY_BLOCKED: "blocked",
 }
-_OUTCOMES = {
-    pb.STOP_OUTCOME_UNSPECIFIED: "unknown",
-    pb.STOP_OUTCOME_REQUESTED: "requested",
-    pb.STOP_OUTCOME_EXITED: "exited",
-    pb.STOP_OUTCOME_STILL_RUNNING: "still_running",
-    pb.STOP_OUTCOME_FORCE_PENDING: "force_pending",
-    pb.STOP_OUTCOME_FORCE_DEFERRED: "force_deferred",
-    pb.STOP_OUTCOME_FORCE_DELIVERED: "force_delivered",
-    pb.STOP_OUTCOME_TASK_ENDED: "task_ended",
-    pb.STOP_OUTCOME_MOVED_ON: "moved_on",
-}
+
+
+def _outcome(value: int) -> StopOutcome:
+    """The StopOutcome of a proto STOP_OUTCOME_* value (UNKNOWN for one this
+    client does not know, or UNSPECIFIED)."""
+    try:
+        name = pb.StopOutcome.Name(value).removeprefix("STOP_OUTCOME_")
+    except ValueError:
+        return StopOutcome.UNKNOWN
+    return StopOutcome.__members__.get(name, StopOutcome.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -158,14 +158,15 @@ def _frame(frame: pb.Frame) -> Frame:
 class StopResult:
     """What a stop achieved.
 
-    `outcome` is "requested", "exited", "still_running", "force_pending",
-    "force_deferred", "force_delivered", "task_ended" (raised and caught: the
-    thread goes on, e.g. a pool worker) or "moved_on" (its task finished
-    before the stop could land); `forced` says whether this call raised (or
-    queued, or deferred) the stop exception.
+    `outcome` is a threadctl.StopOutcome, as threadctl.stop() answers (a
+    str enum: it equals "requested", "exited", "still_running",
+    "force_pending", "force_deferred", "force_delivered", "task_ended"
+    (raised and caught: the thread goes on, e.g. a pool worker) or "moved_on"
+    (its task finished before the stop could land)); `forced` says whether
+    this call raised (or queued, or deferred) the stop exception.
     """
 
-    outcome: str
+    outcome: StopOutcome
     thread: ThreadInfo
     already_requested: bool
     waited_seconds: float
@@ -174,7 +175,7 @@ class StopResult:
     @classmethod
     def from_proto(cls, response: pb.StopThreadResponse) -> StopResult:
         return cls(
-            outcome=_OUTCOMES.get(response.outcome, "unknown"),
+            outcome=_outcome(response.outcome),
             thread=ThreadInfo.from_proto(response.thread, with_stack=False),
             already_requested=response.already_requested,
             waited_seconds=response.waited_seconds,
@@ -196,7 +197,7 @@ class StopAllResult:
     """What stop --all did: per thread (thread, outcome, forced), and whether
     every thread exited."""
 
-    threads: list[tuple[ThreadInfo, str, bool]]
+    threads: list[tuple[ThreadInfo, StopOutcome, bool]]
     all_exited: bool
     waited_seconds: float
 
@@ -206,7 +207,7 @@ class StopAllResult:
             threads=[
                 (
                     ThreadInfo.from_proto(r.thread, False),
-                    _OUTCOMES.get(r.outcome, "unknown"),
+                    _outcome(r.outcome),
                     r.forced,
                 )
                 for r in response.threads

@@ -8,7 +8,6 @@ refused before anything is changed.
 
 from __future__ import annotations
 
-import enum
 import math
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from threadctl import _audit, _force
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
+from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl._selector import Selector, find_thread
 from threadctl._snapshot import (
@@ -37,19 +37,6 @@ _ABANDON_CHECK_INTERVAL = 0.05
 _DELIVERY_WINDOW = 0.1
 # How often a wait re-checks whether a delivered forced stop was caught.
 _EPISODE_CHECK_INTERVAL = 0.01
-
-
-class StopOutcome(enum.Enum):
-    """What a stop achieved."""
-
-    REQUESTED = "requested"  # flag set, no wait asked for
-    EXITED = "exited"
-    STILL_RUNNING = "still_running"  # cooperative wait ran out
-    FORCE_PENDING = "force_pending"  # exception queued; thread blocked in C
-    FORCE_DEFERRED = "force_deferred"  # waits to land (critical section, protected code)
-    FORCE_DELIVERED = "force_delivered"  # raised, the thread is unwinding
-    TASK_ENDED = "task_ended"  # raised and caught: the task ended, the thread goes on
-    MOVED_ON = "moved_on"  # the code it was meant for finished before it could land
 
 
 FORCE_OUTCOME = {

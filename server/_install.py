@@ -187,7 +187,9 @@ class ControlServer:
             with contextlib.suppress(ValueError, RuntimeError):  # start() may be what failed
                 self._server.start()
             stop_within_bound(self._server, self._pool, None)
-        self._pool.shutdown(wait=False)
+        # Joined: they served no call, so they end at once, and a failed
+        # install leaves no thread behind (a test saw one still ending).
+        self._pool.shutdown(wait=True)
         for path in (self.socket_path, self.token_path):
             path.unlink(missing_ok=True)
 

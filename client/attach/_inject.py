@@ -57,7 +57,7 @@ _INJERR_PERMISSION = -8
 _DETACH_GRACE = 1.0
 # For the unload: attaching at a safe point, one dlclose() call in the target,
 # a detach; the child looks for a safe point for all but _CHILD_MARGIN of it.
-_UNLOAD_TIMEOUT = 2.0
+_UNLOAD_TIMEOUT = 5.0
 
 # The injector child: a script of its own (stdlib and pyinjector), see there.
 _INJECTOR = Path(__file__).with_name("_injector.py")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import stat
@@ -42,6 +43,7 @@ from threadctl.client.attach._errors import AttachFailed, NotAttachable, TargetE
 from threadctl.client.attach._inspect import Target, still_running, task_exists
 
 AGENT_FILE = "threadctl-agent.so"
+logger = logging.getLogger("threadctl.client")
 _POLL = 0.005
 # How long a claimed job may still take to answer after the deadline.
 _CLAIMED_GRACE = 1.0
@@ -116,7 +118,9 @@ def job_source(params: dict[str, Any]) -> str:
 
 def _unload(target: Target, injection: _inject.Injection | None, tid: object) -> None:
     """Wait for the agent's thread to end (its code is in the library), then
-    unload the library."""
+    unload the library. A library that could not be unloaded (its main
+    thread never at a safe point in time) stays mapped, unused: a warning,
+    not a failure of the job, whose answer stands."""
     wait_until = time.monotonic() + _AGENT_EXIT_WAIT
     while isinstance(tid, int) and task_exists(target.pid, tid):
         if time.monotonic() >= wait_until:
@@ -125,7 +129,10 @@ def _unload(target: Target, injection: _inject.Injection | None, tid: object) ->
             return
         time.sleep(_POLL)  # the agent thread is releasing the GIL and ending
     if injection is not None and still_running(target):
-        injection.unload()
+        try:
+            injection.unload()
+        except AttachFailed as error:
+            logger.warning("threadctl: warning: %s", error)
 
 
 def agent_library() -> Path:

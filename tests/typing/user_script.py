@@ -38,6 +38,9 @@ def main() -> None:
     with Client(server.address) as client:
         for info in client.list_threads().threads:
             print(info.name, info.native_id)
+        answer = client.stop_thread(ident=thread.ident)
+        same: threadctl.StopOutcome = answer.outcome  # one type on both sides
+        print(same is threadctl.StopOutcome.EXITED)
     server.close()
 
 

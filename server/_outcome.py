@@ -1,0 +1,28 @@
+"""What a stop achieved: one enum for the in-process API (threadctl.stop)
+and the client (threadctl.client), so both answer in the same type.
+
+A str enum: a member compares equal to its value (`outcome == "exited"`),
+prints as it, and is written to JSON as it, as the CLI's `--json` promises.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class StopOutcome(str, enum.Enum):
+    """What a stop achieved."""
+
+    REQUESTED = "requested"  # flag set, no wait asked for
+    EXITED = "exited"
+    STILL_RUNNING = "still_running"  # cooperative wait ran out
+    FORCE_PENDING = "force_pending"  # exception queued; thread blocked in C
+    FORCE_DEFERRED = "force_deferred"  # waits to land (critical section, protected code)
+    FORCE_DELIVERED = "force_delivered"  # raised, the thread is unwinding
+    TASK_ENDED = "task_ended"  # raised and caught: the task ended, the thread goes on
+    MOVED_ON = "moved_on"  # the code it was meant for finished before it could land
+    # Client side only: an outcome a newer server sent that this one does not know.
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return str(self.value)
