@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from threadctl import _paths
+from threadctl._core import procfs
 from threadctl.client._errors import TargetNotFound
 
 ENV_TARGET = "THREADCTL_TARGET"
@@ -85,16 +86,8 @@ def _other_users_dirs() -> list[tuple[Path, int]]:
 def _runs_as(pid: int, uid: int) -> bool:
     """Whether process `pid` exists (and, for a known `uid`, runs as it: a
     socket whose PID now names another user's process is not listed)."""
-    status = _status(pid)
+    status = procfs.read_status(pid)
     return status is not None and (uid == -1 or _effective_uid(status) == uid)
-
-
-def _status(pid: int) -> dict[str, str] | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
-    except OSError:
-        return None
 
 
 def _effective_uid(status: Mapping[str, str]) -> int:
@@ -105,7 +98,7 @@ def _socket_of_process(pid: int) -> Path | None:
     """Where process `pid` put its default socket, as it sees its files (see
     the module docstring); None if it has none there, or its environment
     cannot be read (another user's process, and we are not root)."""
-    status = _status(pid)
+    status = procfs.read_status(pid)
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
             environ = dict(item.split(b"=", 1) for item in f.read().split(b"\0") if b"=" in item)
@@ -113,14 +106,7 @@ def _socket_of_process(pid: int) -> Path | None:
         return None
     if status is None:
         return None
-    # Its files as it sees them: through /proc/PID/root when it lives in
-    # another mount namespace (a container: its /tmp is not ours) or root.
-    root = f"/proc/{pid}/root"
-    try:
-        same_view = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
-        prefix = "" if same_view and os.path.samestat(os.stat(root), os.stat("/")) else root
-    except OSError:
-        prefix = ""
+    prefix = procfs.root_prefix(pid)
     xdg = os.fsdecode(environ.get(b"XDG_RUNTIME_DIR", b""))
     uid = _effective_uid(status)
     default = _paths.default_runtime_dir(xdg if xdg and os.path.isdir(prefix + xdg) else None, uid)

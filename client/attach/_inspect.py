@@ -21,6 +21,7 @@ import re
 import stat
 from dataclasses import dataclass
 
+from threadctl._core import procfs
 from threadctl.client._errors import TargetNotFound
 from threadctl.client.attach._errors import NotAttachable, PtraceNotPermitted
 
@@ -76,7 +77,7 @@ def inspect(pid: int) -> Target:
     if state in ("T", "t"):
         raise NotAttachable(f"process {pid} is stopped; resume it first (kill -CONT {pid})")
     _check_opt_out(pid, exe)
-    return Target(pid, uid, gid, python, abiflags, start_ticks, _root_prefix(pid))
+    return Target(pid, uid, gid, python, abiflags, start_ticks, procfs.root_prefix(pid))
 
 
 def process_stat(pid: int) -> tuple[str, int]:
@@ -100,14 +101,12 @@ def task_exists(pid: int, tid: int) -> bool:
 
 
 def _status(pid: int) -> dict[str, str]:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            status = dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
-    except FileNotFoundError:
-        raise TargetNotFound(f"no process with PID {pid}") from None
+    status = procfs.read_status(pid)
+    if status is None:
+        raise TargetNotFound(f"no process with PID {pid}")
     if status.get("State", "").startswith(("Z", "X")):
         raise TargetNotFound(f"process {pid} has exited (zombie)")
-    return {key: value.strip() for key, value in status.items()}
+    return status
 
 
 def _check_permission(pid: int, uid: int) -> None:
@@ -216,13 +215,3 @@ def _has_x_option(args: list[str], name: str) -> bool:
             return True
         i += 1
     return False
-
-
-def _root_prefix(pid: int) -> str:
-    """How the caller reaches the process's files: directly, or through
-    /proc/PID/root when it lives in another mount namespace (a container)."""
-    try:
-        same = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
-    except OSError:
-        same = True
-    return "" if same else f"/proc/{pid}/root"

@@ -7,7 +7,7 @@ than the dangling-pointer risk of going through a pthread handle. The
 scheduler state letter needs /proc/.../stat (an open, a read and a close:
 about 17 us), so it is read only where it decides something. One parser for
 every stat file threadctl reads (its own threads, a target's, a target's
-threads from inside it).
+threads from inside it), and one for status files.
 """
 
 from __future__ import annotations
@@ -50,6 +50,30 @@ def read_stat(path: str) -> Stat | None:
         )
     except (OSError, IndexError, ValueError):
         return None
+
+
+def read_status(pid: int) -> dict[str, str] | None:
+    """/proc/PID/status as {field: value, stripped}; None if there is no such
+    process (or it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return {key: value.strip() for key, _, value in (line.partition(":\t") for line in lines)}
+
+
+def root_prefix(pid: int) -> str:
+    """How this process reaches the files of process `pid` as that process
+    sees them: directly (""), or through /proc/PID/root when it lives in
+    another mount namespace (a container: its /tmp is not ours) or has
+    another root directory."""
+    root = f"/proc/{pid}/root"
+    try:
+        same_view = os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+        return "" if same_view and os.path.samestat(os.stat(root), os.stat("/")) else root
+    except OSError:
+        return ""
 
 
 def native_id_of(thread: threading.Thread) -> int:
