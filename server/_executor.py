@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -75,17 +76,18 @@ class DaemonThreadPool:
             return  # interpreter shutting down: the running workers serve the queue
         self._workers.append(worker)
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Let the workers finish queued work and exit; join them if `wait`."""
+    def shutdown(self, wait: float = 0.0) -> None:
+        """Let the workers finish queued work and exit; wait up to `wait`
+        seconds in all for them to end (the calling worker excepted)."""
         with self._lock:
             self._shut_down = True
             workers = list(self._workers)
         for _ in workers:
             self._work.put(None)
-        if wait:
-            for worker in workers:
-                if worker is not threading.current_thread():
-                    worker.join()
+        deadline = time.monotonic() + wait
+        for worker in workers:
+            if worker is not threading.current_thread():
+                worker.join(max(deadline - time.monotonic(), 0.0))
 
     def _run(self) -> None:
         while True:

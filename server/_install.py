@@ -50,6 +50,12 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # More concurrent calls than this get RESOURCE_EXHAUSTED instead of queueing
 # behind long --wait calls.
 MAX_CONCURRENT_RPCS = 32
+# How long close() waits for the RPC workers to end once the server stopped
+# (they serve no call by then, so they end at once). Waited for, not left to
+# end on their own: under gevent's PatchGuard, close() runs just before the
+# patch, and a worker still ending after it met gevent's locks in its exit
+# ("Exception ignored in thread started by", CI, 1 run in several).
+_WORKERS_EXIT_SECONDS = 2.0
 
 _install_lock = threading.Lock()
 _installed: ControlServer | None = None
@@ -187,9 +193,7 @@ class ControlServer:
             with contextlib.suppress(ValueError, RuntimeError):  # start() may be what failed
                 self._server.start()
             stop_within_bound(self._server, self._pool, None)
-        # Joined: they served no call, so they end at once, and a failed
-        # install leaves no thread behind (a test saw one still ending).
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=_WORKERS_EXIT_SECONDS)
         for path in (self.socket_path, self.token_path):
             path.unlink(missing_ok=True)
 
@@ -244,7 +248,7 @@ class ControlServer:
         if os.getpid() == self.pid:
             self._health.enter_graceful_shutdown()
             stop_within_bound(self._server, self._pool, grace)  # never waits forever
-            self._pool.shutdown(wait=False)
+            self._pool.shutdown(wait=_WORKERS_EXIT_SECONDS)
             for path in (self.socket_path, self.token_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
