@@ -15,7 +15,7 @@ NODE_CLIENT := tests/reflection_client/node_modules/.package-lock.json
 
 all: test
 
-$(STAMP): pyproject.toml setup.py _build/threadctl_build.py proto/threadctl/v1/threadctl.proto
+$(STAMP): pyproject.toml setup.py _build/threadctl_build.py _build/threadctl_stubs.py proto/threadctl/v1/threadctl.proto
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(EDITABLE) '.[test]' $(PIP_EXTRA)

@@ -29,7 +29,7 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
-from threadctl_build import stubs_needed  # _build/, on the path during a build
+from threadctl_stubs import stubs_needed  # _build/, on the path during a build
 
 ROOT = Path(__file__).resolve().parent
 PROTO_ROOT = ROOT / "proto"

@@ -6,34 +6,17 @@ committed, and the sdist ships them. grpcio-tools is pinned exactly (the
 protobuf version it stamps into the stubs is the oldest runtime they work
 with, see pyproject.toml), and an exact pin has no wheel for CPythons newer
 than it: so an install from the sdist must not need it. stubs_needed() is
-the one rule, used here and by setup.py: missing, or older than a .proto.
+the one rule (threadctl_stubs), used here and by setup.py: missing, or
+older than a .proto.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from setuptools import build_meta as _setuptools
 from setuptools.build_meta import *  # noqa: F403 - every hook not overridden below
-
-GENERATOR = "grpcio-tools==1.66.2"
-PROTO_ROOT = Path("proto")
-
-
-def stubs_needed(root: Path = Path()) -> bool:
-    """Whether a .proto under `root`/proto has no stub newer than it."""
-    for proto in (root / PROTO_ROOT).rglob("*.proto"):
-        stub = proto.with_name(f"{proto.stem}_pb2.py")
-        if not stub.exists() or stub.stat().st_mtime < proto.stat().st_mtime:
-            return True
-    return False
-
-
-def generator_requires() -> list[str]:
-    """What generating the stubs needs, if this source tree must."""
-    return [GENERATOR] if stubs_needed() else []
-
+from threadctl_stubs import generator_requires
 
 def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
     return _setuptools.get_requires_for_build_wheel(config_settings) + generator_requires()

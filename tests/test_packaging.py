@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _build_requires(source: Path) -> str:
     """What the build backend adds to setuptools' needs to build `source`."""
-    code = "import threadctl_build; print(threadctl_build.generator_requires())"
+    code = "import threadctl_stubs; print(threadctl_stubs.generator_requires())"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=source, env={"PYTHONPATH": str(source / "_build")},
         capture_output=True, text=True, timeout=DEADLINE, check=False,
@@ -40,6 +40,7 @@ def test_the_sdist_ships_stubs_and_builds_without_the_generator(tmp_path: Path) 
     assert {
         "LICENSE",
         "_build/threadctl_build.py",
+        "_build/threadctl_stubs.py",
         "proto/threadctl/v1/threadctl_pb2.py",
         "proto/threadctl/v1/threadctl_pb2_grpc.py",
         "server/_core/native/landing.c",
