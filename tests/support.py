@@ -136,6 +136,15 @@ class Host:
         return self.proc.wait()
 
 
+def kernel_thread_names(pid: int) -> dict[int, str]:
+    """Thread id -> kernel thread name (what `top -H` shows) of every thread of `pid`."""
+    names = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            names[int(task.name)] = (task / "comm").read_text().strip()
+    return names
+
+
 def run_host(script: str, *args: str, env: dict[str, str], timeout: float) -> tuple[Any, str]:
     """Run a host that prints `RESULT <json>` and exits (tests/hosts/`script`):
     the decoded result and the host's stderr. Fails unless it exits 0."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from support import DEADLINE, HOSTS, THREADCTL, Host, wait_until
+from support import kernel_thread_names as tasks
 from threadctl.client import Client, cli
 from threadctl.client.attach import _env
 
@@ -76,15 +77,6 @@ def start_plain(env: dict[str, str]) -> Iterator[StartPlain]:
     yield start
     for host in started:
         host.stop()
-
-
-def tasks(pid: int) -> dict[int, str]:
-    """Thread id -> kernel thread name of every thread of `pid`."""
-    names = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            names[int(task.name)] = (task / "comm").read_text().strip()
-    return names
 
 
 def audits(host: Host, count: int) -> list[dict[str, object]]:

@@ -25,7 +25,16 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from support import DEADLINE, THREADCTL, Host, cli_json, connect, run_cli, wait_until
+from support import (
+    DEADLINE,
+    THREADCTL,
+    Host,
+    cli_json,
+    connect,
+    kernel_thread_names,
+    run_cli,
+    wait_until,
+)
 from threadctl.client import Client
 
 StartHost = Callable[..., Host]
@@ -253,14 +262,6 @@ def test_top_on_a_terminal_draws_and_quits_on_q(activity: Host, env: dict[str, s
             pass
 
 
-def _kernel_names(pid: int) -> dict[int, str]:
-    names = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            names[int(task.name)] = (task / "comm").read_text().rstrip("\n")
-    return names
-
-
 @pytest.mark.parametrize("mode", ["all", "own"])
 def test_top_h_shows_thread_names(start_host: StartHost, env: dict[str, str], mode: str) -> None:
     host = start_host("os_names.py", mode)
@@ -268,7 +269,7 @@ def test_top_h_shows_thread_names(start_host: StartHost, env: dict[str, str], mo
     late_tid = int(host.expect("SPAWNED late-comer").split()[2])
     cli_json("list", "--pid", str(host.pid), env=env)  # an RPC worker has run by now
 
-    names = _kernel_names(host.pid)
+    names = kernel_thread_names(host.pid)
 
     ours = set(names.values())
     assert {"threadctl-serve", "threadctl-rpc-1"} <= ours  # always named
