@@ -14,21 +14,32 @@ Python symbol and looks them up at run time in the interpreter it is loaded
 into. It holds the landing check (server/_core/native/landing.c), which lets
 a forced stop decide where it lands and inject in one step (see
 server/_core/landing.py), and the attach agent (client/attach/_agent/agent.c),
-which `threadctl attach` loads into a running process. `optional=True`:
-without a C compiler threadctl still installs; attach then says the agent is
-missing, and forced stops use a pure-Python landing check with a small race
-under heavy load (logged once).
+which `threadctl attach` loads into a running process.
+
+Because the library holds no Python ABI, it is named `_nativelib.so` (no
+interpreter tag) and the wheel is tagged `py3-none-<platform>`: one wheel per
+platform serves every CPython, and `auditwheel repair` turns it into the
+manylinux wheel PyPI accepts (README, "Releasing").
+
+Without a C compiler the build fails, loudly (pip shows a failed build's
+output, never a successful one's): threadctl without its native library has
+no attach and forced stops with a small race under heavy load. Setting
+THREADCTL_WITHOUT_NATIVE=1 builds that reduced, pure wheel on purpose.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.bdist_wheel import bdist_wheel
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
+from setuptools.errors import CCompilerError, ExecError, PlatformError
 from threadctl_stubs import stubs_needed  # _build/, on the path during a build
 
 ROOT = Path(__file__).resolve().parent
@@ -71,6 +82,39 @@ class SdistWithStubs(sdist):
         super().run()
 
 
+WITHOUT_NATIVE = "THREADCTL_WITHOUT_NATIVE"
+
+NO_COMPILER = f"""
+threadctl: its native library could not be built ({{error}}).
+Without it `threadctl attach` and `--attach` are unavailable, and forced stops
+check where they land in Python, which a heavily loaded machine can race.
+Install a C compiler (for example `apt-get install gcc`) and retry, or set
+{WITHOUT_NATIVE}=1 to install threadctl without it on purpose.
+"""
+
+
+class BuildNativeLibrary(build_ext):
+    """Builds the native library under one name for every interpreter, and
+    turns a missing compiler into the message above instead of a traceback."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        return os.path.join(*fullname.split(".")) + ".so"
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except (CCompilerError, ExecError, PlatformError) as error:  # compile, link, no gcc
+            sys.exit(NO_COMPILER.format(error=error))
+
+
+class PlatformWheel(bdist_wheel):
+    """`py3-none-<platform>`: the library is platform code, not CPython code."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
 # One native library, never imported: the landing check forced stops use in
 # this process (server/_native.py loads it with ctypes), and the attach agent
 # (a copy of the same file is what `threadctl attach` loads into a target).
@@ -79,7 +123,14 @@ NATIVE = Extension(
     sources=["server/_core/native/landing.c", "client/attach/_agent/agent.c"],
     extra_compile_args=["-fvisibility=hidden", "-Wall"],
     extra_link_args=["-pthread"],
-    optional=True,
 )
 
-setup(cmdclass={"build_py": BuildPyWithStubs, "sdist": SdistWithStubs}, ext_modules=[NATIVE])
+setup(
+    cmdclass={
+        "build_py": BuildPyWithStubs,
+        "sdist": SdistWithStubs,
+        "build_ext": BuildNativeLibrary,
+        "bdist_wheel": PlatformWheel,
+    },
+    ext_modules=[] if os.environ.get(WITHOUT_NATIVE) == "1" else [NATIVE],
+)

@@ -3,18 +3,18 @@
 Forced stops need a check-and-inject step that no other thread can
 interleave with (see _core.landing). The helper does it in C; built like an
 extension but never imported, it is loaded with ctypes.PyDLL (the GIL stays
-held during the call). Without it (threadctl installed without a C
-compiler) the same check runs in Python, with a small race under heavy load,
-and the first forced stop logs that once.
+held during the call). Without it (threadctl built with
+THREADCTL_WITHOUT_NATIVE=1, see setup.py) the same check runs in Python,
+with a small race under heavy load, and the first forced stop logs that once.
 """
 
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import logging
 from types import CodeType, FrameType
 
+from threadctl import _native_library
 from threadctl._core import landing
 
 logger = logging.getLogger("threadctl")
@@ -51,7 +51,7 @@ def install_injector() -> None:
             logger.warning(
                 "threadctl: the native landing helper is not built; forced stops check where"
                 " they land in Python, which a heavily loaded machine can race (reinstall"
-                " threadctl with a C compiler present)"
+                " threadctl without THREADCTL_WITHOUT_NATIVE=1, with a C compiler present)"
             )
         return python(ident, exc, anchor, ok, files, safe)
 
@@ -59,11 +59,8 @@ def install_injector() -> None:
 
 
 def _load() -> landing.Injector | None:
-    spec = importlib.util.find_spec("threadctl._nativelib")
-    if spec is None or not spec.origin:
-        return None
     try:
-        library = ctypes.PyDLL(spec.origin)
+        library = ctypes.PyDLL(str(_native_library.PATH))
     except OSError:
         return None
     if not library.threadctl_landing_available():

@@ -25,7 +25,6 @@ wait for the agent's thread to end, unload the agent, clean up.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import threadctl._core
+from threadctl import _native_library
 from threadctl.client._errors import error_for_status
 from threadctl.client.attach import _inject
 from threadctl.client.attach._errors import AttachFailed, NotAttachable, TargetExited
@@ -137,13 +137,12 @@ def _unload(target: Target, injection: _inject.Injection | None, tid: object) ->
 
 def agent_library() -> Path:
     """The agent library built for this installation."""
-    spec = importlib.util.find_spec("threadctl._nativelib")
-    if spec is None or not spec.origin:
+    if not _native_library.PATH.exists():
         raise AttachFailed(
-            "threadctl's attach agent was not built (no C compiler when threadctl was"
-            " installed?); reinstall it with gcc present"
+            "threadctl's attach agent was not built (installed with"
+            " THREADCTL_WITHOUT_NATIVE=1?); reinstall it with a C compiler present"
         )
-    return Path(spec.origin)
+    return _native_library.PATH
 
 
 class _JobDir:
