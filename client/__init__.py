@@ -29,6 +29,7 @@ from threadctl.client._models import (
     StopResult,
     ThreadInfo,
     ThreadList,
+    ThreadReport,
     WatchSample,
 )
 
@@ -52,6 +53,7 @@ __all__ = [
     "ThreadInfo",
     "ThreadList",
     "ThreadNotFound",
+    "ThreadReport",
     "WatchSample",
     "open_channel",
     "resolve_address",

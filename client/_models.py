@@ -7,6 +7,7 @@ stable machine-readable shape that `threadctl --json` prints.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from threadctl._outcome import StopOutcome
 from threadctl.v1 import threadctl_pb2 as pb
@@ -192,12 +193,21 @@ class StopResult:
         }
 
 
+class ThreadReport(NamedTuple):
+    """What a stop of every thread did to one thread (a tuple too:
+    `for thread, outcome, forced in result.threads`)."""
+
+    thread: ThreadInfo
+    outcome: StopOutcome
+    forced: bool
+
+
 @dataclass(frozen=True)
 class StopAllResult:
-    """What stop --all did: per thread (thread, outcome, forced), and whether
-    every thread exited."""
+    """What stop --all did: a report per thread acted on, and whether every
+    thread exited."""
 
-    threads: list[tuple[ThreadInfo, StopOutcome, bool]]
+    threads: list[ThreadReport]
     all_exited: bool
     waited_seconds: float
 
@@ -205,11 +215,7 @@ class StopAllResult:
     def from_proto(cls, response: pb.StopAllThreadsResponse) -> StopAllResult:
         return cls(
             threads=[
-                (
-                    ThreadInfo.from_proto(r.thread, False),
-                    _outcome(r.outcome),
-                    r.forced,
-                )
+                ThreadReport(ThreadInfo.from_proto(r.thread, False), _outcome(r.outcome), r.forced)
                 for r in response.threads
             ],
             all_exited=response.all_exited,

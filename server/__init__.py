@@ -31,39 +31,47 @@ from threadctl.errors import (
 )
 
 if TYPE_CHECKING:
+    from threadctl._api import get_thread, list_threads, stop, stop_all
     from threadctl._auth import Role, TLSConfig, TokenGrant
     from threadctl._consume import consume
-    from threadctl._control import StopOutcome, StopResult, get_thread, stop
     from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
     from threadctl._force import CriticalSection, ForcedStop, critical
     from threadctl._hooks import StopHook, on_stop
     from threadctl._install import ControlServer, install
-    from threadctl._snapshot import ThreadSnapshot
-    from threadctl._snapshot import snapshot_all as list_threads
-    from threadctl._stop_all import StopAllResult, ThreadReport, stop_all
+    from threadctl._outcome import StopOutcome
     from threadctl._waits import STOPPED, Stopped, get, wait, wait_for
+    from threadctl.client._models import (
+        StopAllResult,
+        StopResult,
+        ThreadInfo,
+        ThreadList,
+        ThreadReport,
+    )
 
-# public name -> (module, name there)
+# public name -> module. Listings and stops answer with the client's types
+# (threadctl.client), so in-process code and remote tools share them.
 _LAZY = {
+    **dict.fromkeys(("get_thread", "list_threads", "stop", "stop_all"), "threadctl._api"),
     **dict.fromkeys(("Role", "TLSConfig", "TokenGrant"), "threadctl._auth"),
     "consume": "threadctl._consume",
-    **dict.fromkeys(("StopOutcome", "StopResult", "get_thread", "stop"), "threadctl._control"),
     **dict.fromkeys(("check_stop", "clear_stop", "sleep", "stop_requested"), "threadctl._flag"),
     **dict.fromkeys(("CriticalSection", "ForcedStop", "critical"), "threadctl._force"),
     **dict.fromkeys(("StopHook", "on_stop"), "threadctl._hooks"),
     **dict.fromkeys(("ControlServer", "install"), "threadctl._install"),
-    **dict.fromkeys(("ThreadSnapshot", "list_threads"), "threadctl._snapshot"),
-    **dict.fromkeys(("StopAllResult", "ThreadReport", "stop_all"), "threadctl._stop_all"),
+    "StopOutcome": "threadctl._outcome",
     **dict.fromkeys(("STOPPED", "Stopped", "get", "wait", "wait_for"), "threadctl._waits"),
+    **dict.fromkeys(
+        ("StopAllResult", "StopResult", "ThreadInfo", "ThreadList", "ThreadReport"),
+        "threadctl.client._models",
+    ),
 }
-_RENAMED = {"list_threads": "snapshot_all"}
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'threadctl' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), _RENAMED.get(name, name))
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -91,9 +99,10 @@ __all__ = [
     "Stopped",
     "TLSConfig",
     "TaskStopped",
+    "ThreadInfo",
+    "ThreadList",
     "ThreadNotFound",
     "ThreadReport",
-    "ThreadSnapshot",
     "ThreadStopped",
     "ThreadctlError",
     "TokenGrant",

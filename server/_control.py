@@ -1,6 +1,6 @@
 """Finding a thread and stopping it: the operations behind the RPCs.
 
-The servicer calls exactly these, and `threadctl.stop()` exposes them
+The servicer calls exactly these, and `threadctl.stop()` (_api) exposes them
 in-process, so the same checks guard both paths: the id must name a live
 thread, the identity precondition must hold, and protected threads are
 refused before anything is changed.
@@ -58,67 +58,8 @@ class StopResult:
     forced: bool = False
 
 
-def get_thread(
-    ident: int | None = None, native_id: int | None = None, *, name: str | None = None
-) -> ThreadSnapshot:
-    """Describe one thread, stack included (name it by ident, kernel TID or
-    exact name)."""
-    return get_thread_by(Selector(ident=ident, native_id=native_id, name=name))
-
-
 def get_thread_by(selector: Selector) -> ThreadSnapshot:
     return snapshot_with_stack(find_thread(selector))
-
-
-def stop(
-    ident: int | None = None,
-    native_id: int | None = None,
-    *,
-    name: str | None = None,
-    expected_identity: str = "",
-    reason: str = "",
-    wait: float = 0.0,
-    force: bool = False,
-    grace: float = 0.0,
-    allow_main_thread: bool = False,
-) -> StopResult:
-    """Stop one thread: cooperatively, or by force, and optionally wait for it to exit.
-
-    A cooperative stop sets the thread's stop flag. A forced stop also raises
-    threadctl.ForcedStop inside the thread: at once if it runs Python code,
-    when it returns from C code if it is blocked there (outcome
-    FORCE_PENDING), or when it leaves its critical section or the standard
-    library's lock code (FORCE_DEFERRED; see _core.landing). A thread that
-    catches it and goes on (a pool worker whose task it ended) answers
-    TASK_ENDED; then the request is over and a new one can force the thread
-    again.
-
-    Args:
-        ident: threading ident of the thread (or give `native_id` or `name`).
-        native_id: kernel TID of the thread.
-        name: the thread's exact name, if no other live thread has it.
-        expected_identity: if not empty, stop only if the thread still has this
-            identity (ThreadSnapshot.identity); guards against reused ids.
-        reason: why, for the audit log and listings (at most 1024 characters).
-        wait: seconds to wait for the thread to exit (0 to 3600), after the
-            grace period.
-        force: raise ForcedStop in the thread. Never implied.
-        grace: with `force`, stop cooperatively first and force only if the
-            thread is still alive after this many seconds (0 to 3600).
-        allow_main_thread: the main thread is refused unless this is True.
-
-    Raises:
-        InvalidArgument, ThreadNotFound, IdentityMismatch, ProtectedThread.
-    """
-    return stop_thread(
-        Selector(ident=ident, native_id=native_id, name=name),
-        expected_identity=expected_identity,
-        reason=reason,
-        wait=wait,
-        force=force,
-        grace=grace,
-        allow_main_thread=allow_main_thread,
-    )
 
 
 def stop_thread(
@@ -133,8 +74,8 @@ def stop_thread(
     caller: str = "in-process",
     abandoned: Callable[[], bool] = lambda: False,
 ) -> StopResult:
-    """stop(), for a thread named by `selector`, as the RPC and one-shot jobs
-    call it: `caller` names who asks in the audit record, `abandoned` is
+    """threadctl.stop() (_api), for a thread named by `selector`, as the RPC
+    and one-shot jobs call it: `caller` names who asks in the audit record, `abandoned` is
     polled during waits (True ends them early: the caller went away or the
     server is closing; the stop itself still stands)."""
     validate(reason, wait, grace, force)

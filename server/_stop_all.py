@@ -56,20 +56,10 @@ def stop_all(
     abandoned: Callable[[], bool] = lambda: False,
     escalate: threading.Event | None = None,
 ) -> StopAllResult:
-    """Stop every thread that may be stopped, cooperatively first.
-
-    Protected threads (the control server's) are never touched; the main
-    thread and the calling thread only when asked.
+    """threadctl.stop_all() (_api, which documents the arguments it shares),
+    as the servicer, the signal handlers and one-shot jobs call it.
 
     Args:
-        grace: seconds to wait for all threads to exit after the cooperative
-            stop (0 to 3600).
-        force: force-stop the threads still alive after the grace period.
-        wait: with `force`, seconds to wait for forced threads to exit.
-        reason: why, for the audit log and listings.
-        include_main_thread: stop the main thread too.
-        include_calling_thread: stop the calling thread too (its flag is set;
-            it is never forced, and not waited for).
         caller: who asks, for the audit record.
         abandoned: polled during waits; True ends them early.
         escalate: when set during the grace period, force at once (the second

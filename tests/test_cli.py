@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from support import DEADLINE, THREADCTL, Host, cli_json, run_cli
 
@@ -316,16 +319,19 @@ def test_short_pid_option(workers: Host, env: dict[str, str]) -> None:
     assert cli_json("list", "-p", str(workers.pid), env=env)["process"]["pid"] == workers.pid
 
 
+# What the user typed -> the only completion.
+COMPLETIONS = {
+    "threadctl li": "list",
+    "threadctl --pid 12 st": "stop",  # an option's value is not the command
+    "threadctl stop --fo": "--force",
+    "threadctl list --sort c": "cpu",
+    "threadctl completion z": "zsh",
+}
+
+
 def test_bash_completion_completes_commands_options_and_choices(env: dict[str, str]) -> None:
     script = run_cli("completion", "bash", env=env)
     assert script.returncode == 0, script.stderr
-    cases = {
-        "threadctl li": "list",
-        "threadctl --pid 12 st": "stop",  # an option's value is not the command
-        "threadctl stop --fo": "--force",
-        "threadctl list --sort c": "cpu",
-        "threadctl completion z": "zsh",
-    }
     driver = (
         script.stdout
         + 'for words in "$@"; do read -ra COMP_WORDS <<< "$words"; '
@@ -333,9 +339,43 @@ def test_bash_completion_completes_commands_options_and_choices(env: dict[str, s
         + 'echo "${COMPREPLY[*]}"; done\n'
     )
     done = subprocess.run(
-        ["bash", "-c", driver, "bash", *cases], capture_output=True, text=True,
+        ["bash", "-c", driver, "bash", *COMPLETIONS], capture_output=True, text=True,
         timeout=DEADLINE, check=False,
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == list(cases.values())
+    assert done.stdout.splitlines() == list(COMPLETIONS.values())
+
+
+def test_zsh_completion_completes_like_bash(env: dict[str, str]) -> None:
+    """The zsh script under zsh's own compinit and bashcompinit: it registers
+    the completer, and zsh's `compgen -F` (what its _bash_complete calls, in
+    sh emulation) gets the matches; the prefix filter stands in for compadd,
+    which only runs inside an interactive completion widget."""
+    zsh = shutil.which("zsh")
+    if zsh is None:
+        if os.environ.get("THREADCTL_REQUIRE_ZSH"):
+            pytest.fail("zsh is missing (.ci/run installs it)")
+        pytest.skip("needs zsh")
+    script = run_cli("completion", "zsh", env=env)
+    assert script.returncode == 0, script.stderr
+    driver = (
+        "autoload -U compinit && compinit -u\n"
+        + script.stdout
+        + 'print -r -- "registered: $_comps[threadctl]"\n'
+        + 'for line in "$@"; do words=( ${=line} ); CURRENT=${#words}; '
+        + 'COMP_WORDS=( "${words[@]}" ); COMP_CWORD=$(( CURRENT - 1 )); '
+        + 'matches=( ${(f)"$(compgen -F _threadctl -- ${words[CURRENT]})"} ); '
+        + 'print -r -- "${(j: :)${(@M)matches:#${words[CURRENT]}*}}"; done\n'
+    )
+    done = subprocess.run(
+        [zsh, "-f", "-c", driver, "zsh", *COMPLETIONS], capture_output=True, text=True,
+        timeout=DEADLINE, check=False, env={**env, "HOME": str(Path(env["XDG_RUNTIME_DIR"]))},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == [
+        "registered: _bash_complete -F _threadctl",
+        *COMPLETIONS.values(),
+    ]

@@ -82,3 +82,44 @@ def test_a_process_in_its_own_namespaces_is_reached_from_outside_by_its_pid(
     assert host.ready["socket"] == "/tmp/threadctl-0/1.sock"
     assert listing.returncode == 0, listing.stderr
     assert {"coop-1", "coop-2"} <= {t["name"] for t in json.loads(listing.stdout)["threads"]}
+
+
+# A stand-in for kubectl, for the README's many-pods loop: the pods are
+# hosts in their own namespaces (named by their PID outside), `get pods`
+# lists them and `exec POD -- CMD` runs CMD in that pod's namespaces.
+_KUBECTL = """#!/bin/sh
+case "$1" in
+  get) for pid in $PODS; do echo "pod/$pid"; done ;;
+  exec) pod=${2#pod/}; shift 3; exec nsenter --target "$pod" --pid --mount "$@" ;;
+  *) echo "stand-in kubectl: $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def test_the_readme_many_pods_loop_runs_as_written(env: dict[str, str], tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    loop = readme[readme.index("for pod in $(kubectl") :]
+    loop = loop[: loop.index("```")]
+    pods = [_namespaced(env, private_tmp=True)]
+    try:
+        pods.append(_namespaced(env, private_tmp=True))  # both are /tmp/threadctl-0/1.sock
+        inner = [_pid_one(pod) for pod in pods]
+        kubectl = tmp_path / "bin" / "kubectl"
+        kubectl.parent.mkdir()
+        kubectl.write_text(_KUBECTL)
+        kubectl.chmod(0o755)
+        path = f"{kubectl.parent}:{Path(THREADCTL).parent}:{env['PATH']}"
+        done = subprocess.run(
+            ["sh", "-c", loop],
+            env={**{k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}, "PATH": path,
+                 "PODS": " ".join(map(str, inner))},
+            capture_output=True, text=True, timeout=DEADLINE * 2, check=False,
+        )  # fmt: skip
+    finally:
+        for pod in pods:
+            pod.stop()
+
+    assert done.returncode == 0, done.stderr
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert [line[0] for line in lines] == [f"pod/{pid}" for pid in inner]
+    assert all(len(line) == 4 and line[1].isdigit() for line in lines), done.stdout

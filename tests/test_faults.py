@@ -437,7 +437,8 @@ def test_thread_churn_keeps_the_registry_bounded_and_listings_current() -> None:
         rng = random.Random(seed)
         while not done.is_set():
             try:
-                shorts = [t for t in threadctl.list_threads() if t.name.startswith("short-")]
+                listed = threadctl.list_threads().threads
+                shorts = [t for t in listed if t.name.startswith("short-")]
                 if shorts:
                     victim = rng.choice(shorts)
                     threadctl.stop(victim.ident, expected_identity=victim.identity)
@@ -461,7 +462,7 @@ def test_thread_churn_keeps_the_registry_bounded_and_listings_current() -> None:
     assert errors == []
     assert len(sizes) == batches
     assert max(sizes) <= ceiling, (max(sizes), ceiling)
-    assert not [t.name for t in threadctl.list_threads() if t.name.startswith("short-")]
+    assert not [t.name for t in threadctl.list_threads().threads if t.name.startswith("short-")]
     assert stopped[0] > 0
     print(
         f"\nchurn: {batches * batch_size} threads, {stopped[0]} stopped;"

@@ -64,7 +64,7 @@ def test_close_removes_the_socket_and_allows_a_new_install(runtime: Path) -> Non
 
 def test_server_threads_are_named_daemons_and_protected(server: threadctl.ControlServer) -> None:
     _list_names(server.address)  # starts an RPC worker
-    ours = [t for t in threadctl.list_threads() if t.name.startswith("threadctl-")]
+    ours = [t for t in threadctl.list_threads().threads if t.name.startswith("threadctl-")]
 
     assert {t.name for t in ours} >= {"threadctl-serve", "threadctl-rpc-1"}
     assert all(t.daemon and t.protected for t in ours)
@@ -104,7 +104,7 @@ def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlSe
     worker = threading.Thread(target=lambda: woke.append(threadctl.sleep(60)), name="sleeper")
     worker.start()
     threadctl_ready = lambda: any(  # noqa: E731
-        t.name == "sleeper" and t.cooperative for t in threadctl.list_threads()
+        t.name == "sleeper" and t.cooperative for t in threadctl.list_threads().threads
     )
     from support import wait_until
 
@@ -113,6 +113,34 @@ def test_sleep_returns_early_when_stopped_in_process(server: threadctl.ControlSe
 
     assert result.outcome is threadctl.StopOutcome.EXITED
     assert woke == [True]
+
+
+def test_in_process_calls_answer_with_the_clients_types(server: threadctl.ControlServer) -> None:
+    import threading
+
+    from threadctl.client import Client
+
+    release = threading.Event()
+    worker = threading.Thread(target=lambda: threadctl.wait(release, 60), name="both-sides")
+    worker.start()
+    here = threadctl.list_threads()
+    with Client(server.address) as client:
+        there = client.list_threads()
+        remote_view = client.get_thread(ident=worker.ident)
+
+    assert type(here) is type(there) is threadctl.ThreadList
+    assert here.process == there.process
+    local_view = next(t for t in here.threads if t.ident == worker.ident)
+    assert (local_view.name, local_view.native_id, local_view.identity) == (
+        remote_view.name,
+        remote_view.native_id,
+        remote_view.identity,
+    )
+    assert threadctl.get_thread(worker.ident).stack == remote_view.stack
+    stopped = threadctl.stop(worker.ident, wait=10)
+    assert type(stopped) is threadctl.StopResult
+    assert stopped.outcome is threadctl.StopOutcome.EXITED
+    assert stopped.thread.identity == remote_view.identity
 
 
 def test_cli_console_script_has_help(env: dict[str, str]) -> None:
@@ -137,14 +165,14 @@ def test_threads_started_outside_threading_can_be_stopped(server: threadctl.Cont
     _thread.start_new_thread(raw_worker, ())
     assert registered.wait(20)
     dummy = next(
-        t for t in threadctl.list_threads() if t.cooperative and t.name.startswith("Dummy")
+        t for t in threadctl.list_threads().threads if t.cooperative and t.name.startswith("Dummy")
     )
 
     result = threadctl.stop(native_id=dummy.native_id, wait=10)
 
     assert result.outcome is threadctl.StopOutcome.EXITED
     assert woke == [True]
-    assert dummy.ident not in {t.ident for t in threadctl.list_threads()}
+    assert dummy.ident not in {t.ident for t in threadctl.list_threads().threads}
 
 
 def test_forced_stops_can_be_disabled_by_the_host(runtime: Path) -> None:
@@ -164,8 +192,8 @@ def test_forced_stops_can_be_disabled_by_the_host(runtime: Path) -> None:
                     stub.StopThread(request, timeout=10)
             assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "disabled" in refused.value.details()
-            victim = next(t for t in threadctl.list_threads() if t.ident == worker.ident)
-            assert not victim.stop_requested
+            victim = next(t for t in threadctl.list_threads().threads if t.ident == worker.ident)
+            assert victim.stop_state == "none"
     finally:
         release.set()
         worker.join()
@@ -185,7 +213,7 @@ def test_threads_started_outside_threading_are_not_forced(server: threadctl.Cont
     _thread.start_new_thread(raw_worker, ())
     assert registered.wait(20)
     try:
-        dummy = next(t for t in threadctl.list_threads() if t.name.startswith("Dummy"))
+        dummy = next(t for t in threadctl.list_threads().threads if t.name.startswith("Dummy"))
         with pytest.raises(threadctl.ProtectedThread, match="not started by `threading`"):
             threadctl.stop(dummy.ident, force=True)
     finally:

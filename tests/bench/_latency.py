@@ -62,7 +62,7 @@ def server_side(host: BenchHost, nominal: int, threads: int, count: int) -> list
     return [
         timing(
             f"server_list_{nominal}",
-            f"server-side threadctl.list_threads(), {threads} threads",
+            f"server-side snapshot, {threads} threads",
             measured["snapshot"],
             target_max=50.0 if nominal == 10_000 else None,
         ),

@@ -29,7 +29,7 @@ never = threading.Event()
 real_snapshot_all = _snapshot.snapshot_all
 
 
-def snapshot_all(include_stacks: bool = False) -> list[threadctl.ThreadSnapshot]:
+def snapshot_all(include_stacks: bool = False) -> list[_snapshot.ThreadSnapshot]:
     if armed.is_set():
         armed.clear()
         raise RuntimeError(f"cannot open {SECRET}: internal detail")

@@ -54,7 +54,7 @@ for line in sys.stdin:
             for t in threading.enumerate()
             if t.name.startswith("pool")
             and t.is_alive()
-            and any(f.function == "spin" for f in threadctl.get_thread(t.ident).stack.frames)
+            and any(f.function == "spin" for f in threadctl.get_thread(t.ident).stack or ())
         )
         say(f"SPINNING {worker.native_id}")
     elif command[:2] == ["submit", "quick"]:

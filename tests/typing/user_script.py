@@ -31,16 +31,18 @@ def main() -> None:
     result: threadctl.StopResult = threadctl.stop(thread.ident, wait=5.0, reason="done")
     outcome: threadctl.StopOutcome = result.outcome
     print(outcome.value, result.thread.name)
-    for snapshot in threadctl.list_threads():
-        print(snapshot.name, snapshot.native_id)
+    here: threadctl.ThreadList = threadctl.list_threads()
+    for info in here.threads:
+        print(info.name, info.native_id)
     with threadctl.critical():
         print(threadctl.stop_requested())
     with Client(server.address) as client:
-        for info in client.list_threads().threads:
-            print(info.name, info.native_id)
-        answer = client.stop_thread(ident=thread.ident)
-        same: threadctl.StopOutcome = answer.outcome  # one type on both sides
-        print(same is threadctl.StopOutcome.EXITED)
+        remote: threadctl.ThreadList = client.list_threads()  # one type on both sides
+        print(remote.process.pid, [info.name for info in remote.threads])
+        answer: threadctl.StopResult = client.stop_thread(ident=thread.ident)
+        print(answer.outcome is threadctl.StopOutcome.EXITED)
+    for report in threadctl.stop_all(grace=0.0).threads:
+        print(report.thread.name, report.outcome.value, report.forced)
     server.close()
 
 

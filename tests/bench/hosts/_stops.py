@@ -23,7 +23,7 @@ def wait_blocked(thread: threading.Thread) -> None:
     deadline = time.monotonic() + 10
     while True:
         frames = threadctl.get_thread(thread.ident).stack
-        if frames and frames.frames and frames.frames[-1].function.endswith("wait"):
+        if frames and frames[-1].function.endswith("wait"):
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"thread {thread.name} never blocked in a wait")

@@ -44,6 +44,7 @@ import _stops
 import grpc
 
 import threadctl
+from threadctl import _snapshot
 
 ECHO_METHOD = "/bench.Echo/Echo"
 _say_lock = threading.Lock()
@@ -92,15 +93,15 @@ def park(total: int) -> None:
 def list_times(count: int, stacks: bool) -> dict[str, list[float]]:
     """Server-side listing cost, and the part of it a suspect alone costs.
 
-    `snapshot` is threadctl.list_threads() (what ListThreads serves before
-    building protobuf records); `proc_reads` is reading every thread's
+    `snapshot` is the registry's listing (_snapshot.snapshot_all: what
+    ListThreads serves before building protobuf records); `proc_reads` is reading every thread's
     /proc/self/task/<tid>/stat once, as a listing does for CPU times, done
     here by hand so it is timed without anything else.
     """
     snapshot, proc_reads = [], []
     for _ in range(count):
         t0 = time.perf_counter()
-        threadctl.list_threads(include_stacks=stacks)
+        _snapshot.snapshot_all(include_stacks=stacks)
         t1 = time.perf_counter()
         for thread in threading.enumerate():
             with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:
