@@ -108,7 +108,8 @@ class BuildNativeLibrary(build_ext):
 
 
 class PlatformWheel(bdist_wheel):
-    """`py3-none-<platform>`: the library is platform code, not CPython code."""
+    """`py3-none-<platform>`: the library binds to the CPython that loads it
+    (it looks the C API up at run time), so one build serves 3.10 to 3.13."""
 
     def get_tag(self) -> tuple[str, str, str]:
         _, _, platform = super().get_tag()
