@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -143,6 +144,14 @@ def kernel_thread_names(pid: int) -> dict[int, str]:
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             names[int(task.name)] = (task / "comm").read_text().strip()
     return names
+
+
+def readme_blocks(containing: str) -> list[str]:
+    """The README's code blocks (between ``` fences, any language) that
+    contain `containing`: its examples are run as written."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    blocks = re.findall(r"^```[a-z]*\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+    return [block for block in blocks if containing in block]
 
 
 def run_host(script: str, *args: str, env: dict[str, str], timeout: float) -> tuple[Any, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import DEADLINE, HOSTS, THREADCTL, Host, run_cli, wait_until
+from support import DEADLINE, HOSTS, THREADCTL, Host, readme_blocks, run_cli, wait_until
 
 # A private /tmp, as a container has: mounted inside the new mount namespace.
 _PRIVATE_TMP = 'mount -t tmpfs tmpfs /tmp && exec "$0" "$@"'
@@ -97,9 +97,7 @@ esac
 
 
 def test_the_readme_many_pods_loop_runs_as_written(env: dict[str, str], tmp_path: Path) -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    loop = readme[readme.index("for pod in $(kubectl") :]
-    loop = loop[: loop.index("```")]
+    (loop,) = readme_blocks("for pod in $(kubectl")
     pods = [_namespaced(env, private_tmp=True)]
     try:
         pods.append(_namespaced(env, private_tmp=True))  # both are /tmp/threadctl-0/1.sock

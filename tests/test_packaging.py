@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from support import DEADLINE, HOSTS, Host, host_env
+from support import DEADLINE, HOSTS, Host, host_env, readme_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,13 +101,6 @@ def _python(minor: str) -> Path | None:
     return found[-1] / "bin" / "python" if found else None
 
 
-def _readme_block_after(heading: str) -> list[str]:
-    """The commands of the first code block after `heading` in the README."""
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index(heading) :].split("```\n", 2)[1]
-    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
-
-
 def test_one_manylinux_wheel_serves_every_cpython(tmp_path: Path) -> None:
     """The release recipe (README, "Releasing"), run as written: one py3-none
     wheel, repaired by auditwheel, installed on 3.10 and on 3.13; in each, the native library
@@ -119,7 +112,8 @@ def test_one_manylinux_wheel_serves_every_cpython(tmp_path: Path) -> None:
         pytest.skip(f"CPython {', '.join(missing)} not installed under pyenv")
     source = _clean_copy(tmp_path)  # the README's commands write dist/ and wheelhouse/
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    for command in _readme_block_after("### Releasing"):
+    (recipe,) = readme_blocks("auditwheel repair")
+    for command in filter(None, (line.split("#", 1)[0].strip() for line in recipe.splitlines())):
         done = subprocess.run(
             ["bash", "-c", command], cwd=source, env=env,
             capture_output=True, text=True, timeout=300, check=False,

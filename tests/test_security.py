@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support import DEADLINE, Host, cli_json, run_cli
+from support import DEADLINE, Host, cli_json, readme_blocks, run_cli
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -517,13 +517,9 @@ def _lines(host: Host, prefix: str) -> list[str]:
     return [line for line in host.seen if line.startswith(prefix)]
 
 
-def _readme_tcp_examples() -> list[str]:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    blocks = readme.split("```python\n")[1:]
-    return [block.split("```", 1)[0] for block in blocks if 'tcp="0.0.0.0:7443"' in block]
-
-
-@pytest.mark.parametrize("example", _readme_tcp_examples(), ids=["mutual-tls", "tokens"])
+@pytest.mark.parametrize(
+    "example", readme_blocks('tcp="0.0.0.0:7443"'), ids=["mutual-tls", "tokens"]
+)
 def test_the_readmes_tcp_examples_run_as_written(
     example: str, env: dict[str, str], pki: Path, tmp_path: Path
 ) -> None:
