@@ -31,14 +31,14 @@ from threadctl.errors import (
 )
 
 if TYPE_CHECKING:
-    from threadctl._api import get_thread, list_threads, stop, stop_all
-    from threadctl._auth import Role, TLSConfig, TokenGrant
     from threadctl._consume import consume
     from threadctl._flag import check_stop, clear_stop, sleep, stop_requested
     from threadctl._force import CriticalSection, ForcedStop, critical
     from threadctl._hooks import StopHook, on_stop
-    from threadctl._install import ControlServer, install
     from threadctl._outcome import StopOutcome
+    from threadctl._rpc._api import get_thread, list_threads, stop, stop_all
+    from threadctl._rpc._auth import Role, TLSConfig, TokenGrant
+    from threadctl._rpc._install import ControlServer, install
     from threadctl._waits import STOPPED, Stopped, get, wait, wait_for
     from threadctl.client._models import (
         StopAllResult,
@@ -51,13 +51,13 @@ if TYPE_CHECKING:
 # public name -> module. Listings and stops answer with the client's types
 # (threadctl.client), so in-process code and remote tools share them.
 _LAZY = {
-    **dict.fromkeys(("get_thread", "list_threads", "stop", "stop_all"), "threadctl._api"),
-    **dict.fromkeys(("Role", "TLSConfig", "TokenGrant"), "threadctl._auth"),
+    **dict.fromkeys(("get_thread", "list_threads", "stop", "stop_all"), "threadctl._rpc._api"),
+    **dict.fromkeys(("Role", "TLSConfig", "TokenGrant"), "threadctl._rpc._auth"),
     "consume": "threadctl._consume",
     **dict.fromkeys(("check_stop", "clear_stop", "sleep", "stop_requested"), "threadctl._flag"),
     **dict.fromkeys(("CriticalSection", "ForcedStop", "critical"), "threadctl._force"),
     **dict.fromkeys(("StopHook", "on_stop"), "threadctl._hooks"),
-    **dict.fromkeys(("ControlServer", "install"), "threadctl._install"),
+    **dict.fromkeys(("ControlServer", "install"), "threadctl._rpc._install"),
     "StopOutcome": "threadctl._outcome",
     **dict.fromkeys(("STOPPED", "Stopped", "get", "wait", "wait_for"), "threadctl._waits"),
     **dict.fromkeys(

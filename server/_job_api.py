@@ -72,15 +72,18 @@ def _stop_all(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attach(params: dict[str, Any]) -> dict[str, Any]:
-    from threadctl import _attach_target  # only now: it imports grpc
+    from threadctl._rpc import _attach_target  # only now: it imports grpc
 
     return _attach_target.attach(caller=params["caller"], caller_uid=params["caller_uid"])
 
 
 def _detach(params: dict[str, Any]) -> dict[str, Any]:
-    if "threadctl._attach_target" not in sys.modules and "threadctl._install" not in sys.modules:
+    if (
+        "threadctl._rpc._attach_target" not in sys.modules
+        and "threadctl._rpc._install" not in sys.modules
+    ):
         return {"outcome": "not_attached", "address": ""}
-    from threadctl import _attach_target
+    from threadctl._rpc import _attach_target
 
     return _attach_target.detach(caller=params["caller"], caller_uid=params["caller_uid"])
 

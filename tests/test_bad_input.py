@@ -28,7 +28,7 @@ from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
 SERVICE = "/threadctl.v1.ThreadControl/"
-MAX_RECEIVE = 64 * 1024  # the server's receive limit (threadctl._install.MAX_MESSAGE_BYTES)
+MAX_RECEIVE = 64 * 1024  # the server's receive limit (threadctl._rpc._install.MAX_MESSAGE_BYTES)
 BEYOND_PID_MAX = 2**32 - 1  # Linux pid_max is at most 2**22: no thread has this TID
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 NOT_A_MESSAGE = "the request is not a valid protobuf message for this method"

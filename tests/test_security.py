@@ -301,7 +301,7 @@ _ATTRIBUTE = st.tuples(st.sampled_from(["CN", "O", "OU", "C", "2.5.4.3"]), st.te
 def test_a_subject_parses_back_into_the_attributes_it_was_written_from(
     rdns: list[list[tuple[str, str]]],
 ) -> None:
-    from threadctl._dn import parse_dn
+    from threadctl._rpc._dn import parse_dn
 
     text = ",".join("+".join(f"{kind}={_rfc4514(value)}" for kind, value in rdn) for rdn in rdns)
 

@@ -115,8 +115,8 @@ def _import_threadctl(params: dict) -> None:
         # The package imports its modules on first use: import what attach
         # runs (and, through it, grpcio and protobuf) while the paths are here.
         importlib.import_module("threadctl._job_api")
-        importlib.import_module("threadctl._attach_target")
-        importlib.import_module("threadctl._install")
+        importlib.import_module("threadctl._rpc._attach_target")
+        importlib.import_module("threadctl._rpc._install")
     except AttachRefused:
         raise
     except Exception as error:  # noqa: BLE001 - any import error (a version check too) is the answer

@@ -25,7 +25,7 @@ if __package__ and __package__ != "threadctl.client.attach.target":  # in a job
     from . import frames, known_waits, landing, procfs, quiet, traps  # type: ignore[attr-defined]
     from . import futures as futures_module  # type: ignore[attr-defined]
 else:  # type checkers and linters see the core where it lives (the core is stdlib-only)
-    from threadctl._core import (  # noqa: TID251
+    from threadctl._core import (
         frames,
         known_waits,
         landing,
@@ -33,7 +33,7 @@ else:  # type checkers and linters see the core where it lives (the core is stdl
         quiet,
         traps,
     )
-    from threadctl._core import futures as futures_module  # noqa: TID251
+    from threadctl._core import futures as futures_module
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

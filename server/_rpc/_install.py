@@ -19,18 +19,20 @@ from pathlib import Path
 from types import TracebackType
 
 # First, before grpc is imported: gRPC's core decides then how it logs.
-from threadctl import _grpc_logging  # noqa: F401  # isort: skip
+from threadctl._rpc import _grpc_logging  # noqa: F401  # isort: skip
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from threadctl import _force, _gevent, _limits, _os_names, _paths, _reflection
-from threadctl._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
-from threadctl._executor import DaemonThreadPool
+from threadctl import _force, _gevent, _limits, _os_names, _paths
 from threadctl._fields import process_fields
-from threadctl._interceptors import ServerInterceptor
 from threadctl._registry import registry
-from threadctl._servicer import ThreadControlServicer
-from threadctl._shutdown import stop_within_bound
+from threadctl._rpc import _reflection
+from threadctl._rpc._auth import Authenticator, TLSConfig, TokenGrant, new_process_token
+from threadctl._rpc._executor import DaemonThreadPool
+from threadctl._rpc._interceptors import ServerInterceptor
+from threadctl._rpc._servicer import ThreadControlServicer
+from threadctl._rpc._shutdown import stop_within_bound
+from threadctl._rpc._tcp import Certificates, add_tcp_port, check_tcp_settings
 from threadctl._signals import SignalStopper
 from threadctl._socket_files import (
     answers_http2,
@@ -38,7 +40,6 @@ from threadctl._socket_files import (
     remove_stale_sockets,
     why_unbindable,
 )
-from threadctl._tcp import Certificates, add_tcp_port, check_tcp_settings
 from threadctl.errors import AlreadyInstalled, ServerStartFailed, ThreadctlError
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -205,7 +206,7 @@ class ControlServer:
         (None keeps what is there). New connections and calls use them at
         once; a token no longer granted is refused from its next call.
         Certificate files that change in place are read again by themselves
-        at the next handshake (see threadctl._tcp.Certificates), so this
+        at the next handshake (see threadctl._rpc._tcp.Certificates), so this
         call is only needed for other files, grants or tokens.
 
         Raises:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 
-from threadctl import _audit, _install
+from threadctl import _audit
+from threadctl._rpc import _install
 from threadctl._version import __version__
 
 _lock = threading.Lock()

@@ -23,12 +23,12 @@ from typing import NoReturn
 import grpc
 
 from threadctl import _audit, _control
-from threadctl._interceptors import caller_name
-from threadctl._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._rpc._interceptors import caller_name
+from threadctl._rpc._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._rpc._watch import Watch
 from threadctl._selector import Selector
 from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
-from threadctl._watch import Watch
 from threadctl.errors import InvalidArgument, ThreadctlError, status_of
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc

@@ -29,8 +29,8 @@ from typing import Any
 import grpc
 
 from threadctl import _audit, _limits
-from threadctl._auth import Authenticator, Caller, Role
-from threadctl._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
+from threadctl._rpc._auth import Authenticator, Caller, Role
+from threadctl._rpc._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
 
 logger = logging.getLogger("threadctl")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from threadctl import _control, _stop_all
 from threadctl._fields import process_fields
-from threadctl._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._rpc._proto_mapping import stop_all_response, stop_response, to_proto
 from threadctl._selector import Selector
 from threadctl._snapshot import snapshot_all
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList

@@ -25,7 +25,7 @@ import logging
 
 import grpc
 
-from threadctl._executor import DaemonThreadPool
+from threadctl._rpc._executor import DaemonThreadPool
 
 logger = logging.getLogger("threadctl")
 

@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from threadctl._dn import DN, common_names, parse_dn
+from threadctl._rpc._dn import DN, common_names, parse_dn
 
 
 class Role(enum.IntEnum):

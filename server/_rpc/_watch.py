@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from threadctl._proto_mapping import to_proto
+from threadctl._rpc._proto_mapping import to_proto
 from threadctl._snapshot import snapshot_all
 from threadctl.v1 import threadctl_pb2 as pb
 

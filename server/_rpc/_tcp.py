@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 
-from threadctl._auth import TLSConfig, TokenGrant
+from threadctl._rpc._auth import TLSConfig, TokenGrant
 
 logger = logging.getLogger("threadctl")
 
