@@ -10,7 +10,7 @@ by implementing one method here.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from threadctl.client._errors import InvalidArgument
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
@@ -56,20 +56,28 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class SelectorFields(TypedDict, total=False):
+    """A ThreadSelector's fields, as keyword arguments (one of them is set)."""
+
+    ident: int
+    native_id: int
+    tid_or_ident: int
+    name: str
+
+
 def selector_fields(
     ident: int | None, native_id: int | None, tid_or_ident: int | None, name: str | None
-) -> dict[str, int | str]:
+) -> SelectorFields:
     """The ThreadSelector fields naming one thread (exactly one must be given)."""
-    given = {
-        key: value
-        for key, value in (
-            ("ident", ident),
-            ("native_id", native_id),
-            ("tid_or_ident", tid_or_ident),
-            ("name", name),
-        )
-        if value is not None
-    }
+    given = SelectorFields()
+    if ident is not None:
+        given["ident"] = ident
+    if native_id is not None:
+        given["native_id"] = native_id
+    if tid_or_ident is not None:
+        given["tid_or_ident"] = tid_or_ident
+    if name is not None:
+        given["name"] = name
     if len(given) != 1:
         raise InvalidArgument("name the thread by exactly one of ident, native_id, TID or name")
     return given

@@ -94,7 +94,7 @@ class Client:
         try:
             response = self._health.Check(request, timeout=self.timeout)
         except grpc.RpcError as error:
-            if error.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+            if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise InvalidArgument(f"the server has no service named {service!r}") from None
             raise self._translate(error) from None
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
@@ -189,7 +189,7 @@ class Client:
             for message in call:
                 yield WatchSample.from_proto(message, include_stacks)
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+            if error.code() != grpc.StatusCode.CANCELLED:
                 raise self._translate(error) from None
         finally:
             call.cancel()
@@ -219,8 +219,8 @@ class Client:
             raise self._translate(error) from None
 
     def _translate(self, error: grpc.RpcError) -> Exception:
-        code = error.code()  # type: ignore[attr-defined]
-        details = error.details() or code.name  # type: ignore[attr-defined]
+        code = error.code()
+        details = error.details() or code.name
         if code == grpc.StatusCode.UNAVAILABLE:
             hint = _TLS_HINT if self._tls else ""
             return TargetUnavailable(

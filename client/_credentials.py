@@ -9,7 +9,7 @@ ever sent to a socket of its owner, and never to one someone else planted.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,7 @@ def open_channel(address: str, *, token: str | None, tls: TLS | None) -> grpc.Ch
     """
     # A listing with stacks of thousands of threads exceeds gRPC's default
     # 4 MiB receive limit (10,000 threads: 4.8 MB).
-    options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
+    options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
     if tls is not None:
         credentials = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
         if tls.server_name:
@@ -108,7 +108,7 @@ class _AddMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInter
 
     def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: Any, request: Any
-    ) -> Iterator[Any]:
+    ) -> Any:
         return continuation(self._with_metadata(details), request)
 
 

@@ -38,7 +38,8 @@ def printable_copy(value: _T) -> _T:
     """A copy of `value` (a result of the client: dataclasses, lists, tuples,
     strings) with every string in it made printable, so a renderer cannot
     forget a field."""
-    return _copy(value)  # type: ignore[no-any-return]
+    copy: _T = _copy(value)
+    return copy
 
 
 def _copy(value: Any) -> Any:

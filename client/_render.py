@@ -9,6 +9,7 @@ Every public renderer first takes a printable copy of what it renders
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from threadctl.client._models import (
     Frame,
@@ -121,7 +122,7 @@ def ps_table(rows: list[tuple[int, str, str, int | None, str]]) -> str:
     )
 
 
-def columns(rows: list[tuple[str, ...]], right_aligned: set[int]) -> list[str]:
+def columns(rows: Sequence[tuple[str, ...]], right_aligned: set[int]) -> list[str]:
     """Rows as aligned text columns separated by two spaces."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from threadctl._version import __version__
 from threadctl.client import _completion, _exits, _render
-from threadctl.client._backend import Backend
+from threadctl.client._backend import Backend, SelectorFields
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS
 from threadctl.client._discovery import resolve_address, running_servers
@@ -291,7 +291,7 @@ def _stop_all(backend: Backend, args: argparse.Namespace) -> Exit:
     return Exit.OK if result.all_exited else Exit.STILL_RUNNING
 
 
-def _thread_ref(text: str) -> dict[str, int | str]:
+def _thread_ref(text: str) -> SelectorFields:
     """How the user named the thread: a number is a kernel TID (as `top -H`
     shows) or else an ident, resolved by the server; anything else a name."""
     if not text.isdigit():
@@ -301,7 +301,7 @@ def _thread_ref(text: str) -> dict[str, int | str]:
     return {"tid_or_ident": int(text)}
 
 
-_SORT_KEYS: dict[str, Callable[[ThreadInfo], object]] = {
+_SORT_KEYS: dict[str, Callable[[ThreadInfo], float | str]] = {
     "cpu": lambda t: -(t.cpu_seconds or 0.0),
     "tid": lambda t: t.native_id,
     "name": lambda t: t.name,
@@ -470,7 +470,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     def command(
-        name: str, func: Callable[[Client, argparse.Namespace], Exit]
+        name: str,
+        # (backend or Client, args), or (args) for those in _NEEDS_NO_SERVER
+        func: Callable[..., Exit],
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=func.__doc__, description=func.__doc__)
         sub.set_defaults(command=func, name=name)
@@ -520,11 +522,11 @@ def _parser() -> argparse.ArgumentParser:
         help='the service to ask about (default "": the server as a whole)',
     )
 
-    command("ps", cmd_ps)  # type: ignore[arg-type]
-    completion = command("completion", cmd_completion)  # type: ignore[arg-type]
+    command("ps", cmd_ps)
+    completion = command("completion", cmd_completion)
     completion.add_argument("shell", choices=["bash", "zsh"], help="the shell")
     for name, func in (("attach", cmd_attach), ("detach", cmd_detach)):
-        sub = command(name, func)  # type: ignore[arg-type]
+        sub = command(name, func)
         sub.add_argument("target_pid", type=_positive_int, metavar="PID", help="the process")
 
     show = attachable(command("show", cmd_show))

@@ -96,6 +96,8 @@ def _callee_by_position(instructions: list[dis.Instruction], at: int) -> str:
     """3.11+: the name loaded by the widest instruction that starts where the
     call starts and ends inside it (ties: the first, as kwnames constants and
     PUSH_NULL share the callable's span on some versions)."""
+    if sys.version_info < (3, 11):  # no positions (never called there)
+        return ""
     call = instructions[at]
     span = call.positions
     if span is None or span.col_offset is None or span.end_col_offset is None:

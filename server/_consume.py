@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from threadctl._force import critical, stop_loop
 from threadctl._waits import STOPPED, get
@@ -58,10 +58,10 @@ def consume(
     try:
         while True:
             with critical():
-                item = get(q)
-            if item is STOPPED:
+                item = taken = get(q)
+            if taken is STOPPED:
                 return handled
-            handler(item)  # type: ignore[arg-type]
+            handler(taken)
             with critical():
                 item = _NOTHING
                 q.task_done()
@@ -69,7 +69,7 @@ def consume(
     except BaseException as error:
         with critical():
             if item is not _NOTHING and item is not STOPPED:
-                _hand_back(q, item, error, dead_letter)  # type: ignore[arg-type]
+                _hand_back(q, cast("T", item), error, dead_letter)
         raise
 
 
@@ -94,6 +94,6 @@ def _put_back(q: queue.Queue[T], item: T) -> None:
         q.put(item, timeout=HAND_BACK_SECONDS)
     except queue.Full:
         with q.mutex:
-            q._put(item)  # type: ignore[attr-defined]
+            q._put(item)
             q.unfinished_tasks += 1
             q.not_empty.notify()

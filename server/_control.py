@@ -15,17 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _force
+from threadctl._core.procfs import is_alive
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
 from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
 from threadctl._selector import Selector, find_thread
-from threadctl._snapshot import (
-    ThreadSnapshot,
-    is_alive,
-    snapshot,
-    snapshot_with_stack,
-)
+from threadctl._snapshot import ThreadSnapshot, snapshot, snapshot_with_stack
 from threadctl.errors import IdentityMismatch, InvalidArgument, ProtectedThread, ThreadNotFound
 
 MAX_REASON_LENGTH = 1024

@@ -15,8 +15,9 @@ import sys
 from typing import Any
 
 from threadctl._activity import Activity
-from threadctl._control import StopOutcome, StopResult
+from threadctl._control import StopResult
 from threadctl._core.frames import FrameInfo
+from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot
 from threadctl._stop_all import StopAllResult

@@ -391,7 +391,7 @@ class _Lander:
         before, unchanged = self._position.get(state, (now, 0))
         unchanged = unchanged + 1 if now == before else 0
         self._position[state] = (now, unchanged)
-        return min(self.SLOW, self.FAST * 2 ** (unchanged // 4))
+        return min(self.SLOW, self.FAST * 2.0 ** (unchanged // 4))
 
     def forget_after_fork(self) -> None:
         """The forked child has no lander thread (and only one thread)."""

@@ -36,12 +36,12 @@ def install_injector() -> None:
         landing.set_injector(native)
         return
     python = landing.python_injector(_set_async_exc)
-    warned = []
+    warned: list[bool] = []
 
     def inject(
         ident: int,
         exc: type[BaseException],
-        anchor: FrameType,
+        task: frozenset[FrameType],
         ok: int,
         files: set[str],
         safe: dict[CodeType, set[int]],
@@ -53,7 +53,7 @@ def install_injector() -> None:
                 " they land in Python, which a heavily loaded machine can race (reinstall"
                 " threadctl without THREADCTL_WITHOUT_NATIVE=1, with a C compiler present)"
             )
-        return python(ident, exc, anchor, ok, files, safe)
+        return python(ident, exc, task, ok, files, safe)
 
     landing.set_injector(inject)
 
@@ -75,4 +75,5 @@ def _load() -> landing.Injector | None:
         ctypes.py_object,
     ]
     land.restype = ctypes.c_int
-    return land  # type: ignore[no-any-return]
+    injector: landing.Injector = land  # a ctypes function with those argument types
+    return injector

@@ -78,12 +78,13 @@ def name_all_threads() -> None:
         with contextlib.suppress(Exception):
             set_os_name(self)
 
-    threading.Thread._set_native_id = _set_native_id  # type: ignore[method-assign]
+    threading.Thread._set_native_id = _set_native_id
 
 
 def stop_naming_new_threads() -> None:
     """Undo name_all_threads' wrapper (names already given stay)."""
     global _original_set_native_id
     if _original_set_native_id is not None:
-        threading.Thread._set_native_id = _original_set_native_id  # type: ignore[method-assign]
+        # A private method (mypy knows it only after name_all_threads' hasattr).
+        threading.Thread._set_native_id = _original_set_native_id  # type: ignore[attr-defined]
         _original_set_native_id = None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from threadctl._core.landing import Landing
+    from threadctl._hooks import StopHook
 
 
 class ForceState(enum.Enum):
@@ -79,7 +80,7 @@ class ThreadState:
     # Callbacks run when a stop is requested: `hooks` are the application's
     # (threadctl.on_stop, run once), `wakers` wake the thread's current
     # stop-aware wait (threadctl.wait, get, wait_for).
-    hooks: list[Callable[[], object]] = field(default_factory=list)
+    hooks: list[StopHook] = field(default_factory=list)
     wakers: list[Callable[[], object]] = field(default_factory=list)
 
     @property

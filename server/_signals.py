@@ -63,7 +63,7 @@ import os
 import signal
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
@@ -74,7 +74,7 @@ from threadctl._wakeup import WakeupPipe
 
 logger = logging.getLogger("threadctl")
 
-Handler = signal.Handlers | int | object
+Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers
 
 _JOINING = ("join", "_wait_for_tstate_lock")
 
@@ -111,10 +111,16 @@ class SignalStopper:
     def install(self) -> None:
         """Chain in front of the current handlers and wakeup fd (main thread only)."""
         for sig in self._signals:
-            if signal.getsignal(sig) is signal.SIG_IGN:
+            current = signal.getsignal(sig)
+            if current is signal.SIG_IGN:
                 logger.info("threadctl: %s is ignored by this process; not handling it", sig.name)
+            elif current is None:
+                # Set in C before Python started (an embedding program such
+                # as uWSGI): it could be neither passed the signal nor put
+                # back when we close (signal.signal(sig, None) raises).
+                logger.info("threadctl: %s is handled outside Python; not handling it", sig.name)
             else:
-                self._previous[sig] = signal.getsignal(sig)
+                self._previous[sig] = current
         if not self._previous:
             return
         _libc_signal()
@@ -125,8 +131,8 @@ class SignalStopper:
                              (self._stop_when_triggered, "threadctl-signals-stop")):  # fmt: skip
             _os_names.start_own(threading.Thread(target=target, name=name, daemon=True))
         self._wakeups.install()
-        for sig in self._previous:
-            signal.signal(sig, self._handle)
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
         atexit.register(self._default_action_at_exit)
         _installed.add(self)
 
@@ -145,7 +151,7 @@ class SignalStopper:
     def _restore_previous(self) -> None:
         for sig, previous in self._previous.items():
             if signal.getsignal(sig) == self._handle:
-                signal.signal(sig, previous)  # type: ignore[arg-type]
+                signal.signal(sig, previous)
 
     def _forget_in_child(self) -> None:
         """After fork, in the child (its only thread): no reader or stopping

@@ -15,11 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _control
-from threadctl._control import StopOutcome
 from threadctl._core.frames import EMPTY
+from threadctl._core.procfs import is_alive
 from threadctl._hooks import run_stop_hooks
+from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceEpisode, ThreadState, registry
-from threadctl._snapshot import ACTIVITY_DEPTH, ThreadSnapshot, is_alive, live_threads, snapshot
+from threadctl._snapshot import ACTIVITY_DEPTH, ThreadSnapshot, live_threads, snapshot
 from threadctl._stacks import capture_stacks
 
 

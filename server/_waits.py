@@ -61,6 +61,7 @@ def wait(
     Raises:
         ThreadStopped: a stop was requested and `raise_on_stop` is True.
     """
+    # Private, but every CPython's Event has it (and a subclass of Event too).
     condition: threading.Condition = event._cond  # type: ignore[attr-defined]
     with condition:
         woke = _wait_until(condition, event.is_set, timeout)
@@ -107,9 +108,9 @@ def get(
         ThreadStopped: a stop was requested and `raise_on_stop` is True.
     """
     with q.not_empty:
-        woke = _wait_until(q.not_empty, q._qsize, timeout)  # type: ignore[attr-defined]
+        woke = _wait_until(q.not_empty, q._qsize, timeout)
         if woke is _Woke.READY:
-            item = q._get()  # type: ignore[attr-defined]
+            item = q._get()
             q.not_full.notify()
             return item
     if woke is _Woke.TIMEOUT:

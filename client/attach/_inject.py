@@ -194,8 +194,10 @@ def inject_library(target: Target, library: str, deadline: float) -> Injection:
 
 def remote_exec(target: Target, script: str) -> None:
     """Run `script` (a path as the target sees it) with sys.remote_exec."""
+    if sys.version_info < (3, 14):
+        raise RuntimeError("sys.remote_exec needs CPython 3.14")  # never: see inject()
     try:
-        sys.remote_exec(target.pid, script)  # type: ignore[attr-defined]
+        sys.remote_exec(target.pid, script)
     except PermissionError:
         raise PtraceNotPermitted(ptrace_message(target.pid, target.uid)) from None
     except ProcessLookupError:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MAX_DEPTH = 128
 
 
-class FrameInfo(tuple):  # type: ignore[type-arg] - a fixed (str, int, str, str) record
+class FrameInfo(tuple[str, int, str, str]):
     """One frame: file, line (0 when CPython cannot tell), function, and
     `known_as`, the tag of a wait or library threadctl recognises by code
     object (see known_waits; "" for other code).
@@ -40,19 +40,19 @@ class FrameInfo(tuple):  # type: ignore[type-arg] - a fixed (str, int, str, str)
 
     @property
     def filename(self) -> str:
-        return self[0]  # type: ignore[no-any-return]
+        return self[0]
 
     @property
     def line(self) -> int:
-        return self[1]  # type: ignore[no-any-return]
+        return self[1]
 
     @property
     def function(self) -> str:
-        return self[2]  # type: ignore[no-any-return]
+        return self[2]
 
     @property
     def known_as(self) -> str:
-        return self[3]  # type: ignore[no-any-return]
+        return self[3]
 
     def __repr__(self) -> str:
         return (
@@ -84,7 +84,7 @@ class Stack:
             other.callee,
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as __eq__ without __hash__ makes it
 
     def __repr__(self) -> str:
         return (
@@ -170,9 +170,9 @@ def qualname(code: CodeType) -> str:
     """co_qualname where the code has one (3.11+), else the qualified name of
     the standard library's wait methods (so Event.wait and Condition.wait do
     not both read "wait" on 3.10), else co_name."""
-    found = getattr(code, "co_qualname", None)
+    found: str | None = getattr(code, "co_qualname", None)
     if found:
-        return found  # type: ignore[no-any-return]
+        return found
     return _stdlib_qualnames().get(code) or code.co_name
 
 

@@ -60,6 +60,7 @@ def patch(
             original(self, exception)
 
         set_exception.__doc__ = original.__doc__
+        # Marks on our own wrapper (functools.wraps' attribute, and our rules).
         set_exception.__wrapped__ = original  # type: ignore[attr-defined]
         set_exception._threadctl_rules = rules  # type: ignore[attr-defined]
         future.set_exception = set_exception

@@ -216,7 +216,8 @@ def observe(ident: int) -> Landing:
         # swallows an exception raised there ("Exception ignored in"), and
         # the thread runs on; nor may the stop land in one the task calls.
         idle_loops = _codes(IDLE_LOOPS)
-        inside, task, waits_in, idle_in, in_del = False, [], "", "", False
+        task: list[FrameType] = []
+        inside, waits_in, idle_in, in_del = False, "", "", False
         for frame in stack:
             name = frame.f_code.co_filename
             in_del = in_del or frame.f_code.co_name == "__del__"
@@ -362,9 +363,10 @@ def handling(ident: int, exception_types: tuple[type[BaseException], ...]) -> bo
     `except`, `finally` or `__exit__` it triggered, directly or as the cause
     or context of what it is handling)."""
     with frames_guarded():
-        current = sys._current_exceptions().get(ident)
-    if isinstance(current, tuple):  # CPython 3.10 and 3.11: an exc_info triple
-        current = current[1]
+        raised: object = sys._current_exceptions().get(ident)
+    if isinstance(raised, tuple):  # CPython 3.10 and 3.11: an exc_info triple
+        raised = raised[1]
+    current = raised if isinstance(raised, BaseException) else None
     seen = 0
     while current is not None and seen < 16:
         if isinstance(current, exception_types):

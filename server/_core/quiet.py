@@ -24,7 +24,10 @@ def install(stop_types: tuple[type[BaseException], ...], on_ended: Ended) -> Non
     """Swallow `stop_types` in threading.excepthook, calling `on_ended(args)`
     instead (an audit record). Needs `threading` imported (a thread to stop
     implies it)."""
-    threading = sys.modules["threading"]
+    if TYPE_CHECKING:
+        import threading
+    else:
+        threading = sys.modules["threading"]
     current = threading.excepthook
     rules: list[tuple[tuple[type[BaseException], ...], Ended]] | None = getattr(
         current, "_threadctl_rules", None
@@ -40,7 +43,7 @@ def install(stop_types: tuple[type[BaseException], ...], on_ended: Ended) -> Non
                     return
             previous(args)
 
-        quiet._threadctl_rules = rules  # type: ignore[attr-defined]
+        quiet._threadctl_rules = rules  # type: ignore[attr-defined]  # our mark on our hook
         threading.excepthook = quiet
     if not any(rule[0] == stop_types for rule in rules):
         rules.append((stop_types, on_ended))

@@ -60,9 +60,13 @@ def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) ->
     """Trap the next line thread `ident` runs in one of `task`'s frames, for
     the stop `stop` (any object naming it, given again to disarm). False
     where no trap can be set (older CPython, no free tool id)."""
-    if not AVAILABLE or not _claim_tool():
+    # (The version test, though implied by AVAILABLE, tells type checkers.)
+    if sys.version_info < (3, 13) or not AVAILABLE:
         return False
-    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    tool = _claim_tool()
+    if tool is None:
+        return False
+    monitoring = sys.monitoring
     for frame in task:  # read the source now, not in the trapped thread
         cleanup_lines(frame.f_code)
         if frame.f_code not in _block_lines:
@@ -72,7 +76,7 @@ def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) ->
         for frame in task:
             threads = _armed.setdefault(frame.f_code, {})
             if not threads:
-                monitoring.set_local_events(_tool, frame.f_code, monitoring.events.LINE)
+                monitoring.set_local_events(tool, frame.f_code, monitoring.events.LINE)
             threads[ident] = (stop, where, spring)
     return True
 
@@ -81,6 +85,8 @@ def handler_at(code: CodeType, offset: int) -> int | None:
     """The offset of the exception handler covering instruction `offset` of
     `code` (None: an exception there leaves the function), from the code's
     exception table (format: CPython's InternalDocs/exception_handling.md)."""
+    if sys.version_info < (3, 11):  # no table (and no traps: see AVAILABLE)
+        return None
     if code not in _handlers:
         entries, table = [], iter(code.co_exceptiontable)
         try:
@@ -113,8 +119,8 @@ def disarm(stop: object) -> None:
                 del threads[ident]
             if not threads:
                 del _armed[code]
-                if _tool is not None:
-                    sys.monitoring.set_local_events(_tool, code, 0)  # type: ignore[attr-defined]
+                if _tool is not None and sys.version_info >= (3, 12):
+                    sys.monitoring.set_local_events(_tool, code, 0)
 
 
 def release() -> None:
@@ -122,10 +128,10 @@ def release() -> None:
     leave nothing of its own registered in the process)."""
     global _tool
     with _lock:
-        if _tool is None or _armed:
+        if _tool is None or _armed or sys.version_info < (3, 12):
             return
-        sys.monitoring.register_callback(_tool, sys.monitoring.events.LINE, None)  # type: ignore[attr-defined]
-        sys.monitoring.free_tool_id(_tool)  # type: ignore[attr-defined]
+        sys.monitoring.register_callback(_tool, sys.monitoring.events.LINE, None)
+        sys.monitoring.free_tool_id(_tool)
         _tool = None
 
 
@@ -156,11 +162,12 @@ def _on_line(code: CodeType, line: int) -> object:
     return None
 
 
-def _claim_tool() -> bool:
+def _claim_tool() -> int | None:
+    """The tool id of our traps (claimed at the first use), or None if none is free."""
     global _tool
-    if _tool is not None:
-        return True
-    monitoring = sys.monitoring  # type: ignore[attr-defined]
+    if _tool is not None or sys.version_info < (3, 12):
+        return _tool
+    monitoring = sys.monitoring
     for tool in _TOOL_IDS:
         try:
             monitoring.use_tool_id(tool, "threadctl")
@@ -168,5 +175,5 @@ def _claim_tool() -> bool:
             continue  # taken by someone else
         monitoring.register_callback(tool, monitoring.events.LINE, _on_line)
         _tool = tool
-        return True
-    return False
+        return tool
+    return None

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-_Work = tuple[Future, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+_Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 
 class DaemonThreadPool:
@@ -52,8 +52,8 @@ class DaemonThreadPool:
                 self._start_worker()
                 self._idle += 1
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot submit after shutdown")

@@ -107,7 +107,7 @@ class ControlServer:
             MAX_CONCURRENT_RPCS, name_prefix="threadctl-rpc", start=_os_names.start_own
         )
         self._server = grpc.server(
-            self._pool,  # type: ignore[arg-type] - duck-typed executor
+            self._pool,  # type: ignore[arg-type]  # duck-typed: grpc calls only submit()
             interceptors=[ServerInterceptor(self._authenticator)],
             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
             options=[

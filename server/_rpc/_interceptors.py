@@ -24,13 +24,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from threadctl import _audit, _limits
 from threadctl._rpc._auth import Authenticator, Caller, Role
 from threadctl._rpc._decoding import UNDECODABLE, decoded, refuse_undecodable, tolerant
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    _Handler: TypeAlias = grpc.RpcMethodHandler[Any, Any]  # generic in typeshed only
 
 logger = logging.getLogger("threadctl")
 
@@ -63,24 +68,28 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], _Handler | None],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> _Handler | None:
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method  # type: ignore[attr-defined]
+        method = handler_call_details.method
         if method.startswith(PUBLIC_PREFIXES):
             # No credentials, but requests decoded here (never on grpcio's
             # path), and a slot taken before any message is waited for.
             return _limited(_request_streaming(_wrap(handler, _public)), self._public_slots)
-        metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        metadata = tuple(handler_call_details.invocation_metadata or ())
         if not self._authenticator.may_admit(metadata):
             return _REFUSE_UNAUTHENTICATED  # before any worker waits for a message
         needed = required_role(method)
 
         def admit(context: grpc.ServicerContext) -> None:
-            caller = self._authenticator.caller(context.peer(), metadata, context.auth_context())
+            caller = self._authenticator.caller(
+                context.peer(),
+                metadata,
+                context.auth_context(),  # type: ignore[arg-type]  # lists of bytes, not bytes
+            )
             if caller is None:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, _UNAUTHENTICATED)
             elif caller.role < needed:
@@ -108,14 +117,14 @@ def _refuse_unauthenticated(requests: Iterator[Any], context: grpc.ServicerConte
 
 # Request-streaming, so gRPC runs it at once instead of first waiting on a
 # worker for a request message that may never come. The client cannot tell.
-_REFUSE_UNAUTHENTICATED = grpc.stream_unary_rpc_method_handler(_refuse_unauthenticated)
+_REFUSE_UNAUTHENTICATED: _Handler = grpc.stream_unary_rpc_method_handler(_refuse_unauthenticated)
 
 
 def _public(context: grpc.ServicerContext) -> None:
     """Admits every caller (reflection, health)."""
 
 
-def _request_streaming(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _request_streaming(handler: _Handler) -> _Handler:
     """`handler` as a request-streaming handler that reads the one request
     itself: gRPC runs such a handler at once, so _limited decides before a
     worker waits for a message that may never come. The client cannot tell."""
@@ -140,9 +149,7 @@ def _single(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request message")
 
 
-def _limited(
-    handler: grpc.RpcMethodHandler, slots: threading.BoundedSemaphore
-) -> grpc.RpcMethodHandler:
+def _limited(handler: _Handler, slots: threading.BoundedSemaphore) -> _Handler:
     """`handler` (request-streaming), refused with RESOURCE_EXHAUSTED while
     all `slots` are taken: a caller without credentials who opens streams
     and sends nothing holds that many call slots at most."""
@@ -169,6 +176,8 @@ def _limited(
             limited_unary, handler.request_deserializer, handler.response_serializer
         )
     inner = handler.stream_stream
+    if inner is None:  # _request_streaming made every handler request-streaming
+        raise TypeError("not a request-streaming handler")
 
     def limited(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         take(context)
@@ -192,13 +201,12 @@ def remember_caller(context: grpc.ServicerContext, caller: Caller) -> None:
 def caller_name(context: grpc.ServicerContext) -> str:
     """How the audit log names the caller of `context`'s call."""
     if getattr(_current, "context", None) is context:
-        return _current.caller.name
+        caller: Caller = _current.caller
+        return caller.name
     return context.peer()
 
 
-def _wrap(
-    handler: grpc.RpcMethodHandler, admit: Callable[[grpc.ServicerContext], None]
-) -> grpc.RpcMethodHandler:
+def _wrap(handler: _Handler, admit: Callable[[grpc.ServicerContext], None]) -> _Handler:
     if handler.unary_unary is not None:
         inner_unary = handler.unary_unary
 
@@ -227,23 +235,11 @@ def _wrap(
         return grpc.unary_stream_rpc_method_handler(
             stream, tolerant(handler.request_deserializer), handler.response_serializer
         )
-    if handler.stream_unary is not None:
-        inner_client_stream = handler.stream_unary
-
-        def client_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            admit(context)
-            undecodable: list[bool] = []
-            response = _barrier(
-                lambda: inner_client_stream(decoded(requests, undecodable), context), context
-            )
-            if undecodable:
-                refuse_undecodable(UNDECODABLE, context)
-            return response
-
-        return grpc.stream_unary_rpc_method_handler(
-            client_stream, tolerant(handler.request_deserializer), handler.response_serializer
-        )
+    # Request-streaming: reflection's bidirectional stream (no method served
+    # here streams requests into one response).
     inner_bidi = handler.stream_stream
+    if inner_bidi is None:
+        raise TypeError("no method served here streams requests into one response")
 
     def bidi(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
         admit(context)
@@ -274,5 +270,5 @@ def _barrier(call: Callable[[], Any], context: grpc.ServicerContext) -> Any:
 
 
 def _aborted(context: grpc.ServicerContext) -> bool:
-    code = context.code()  # type: ignore[attr-defined]
+    code = context.code()  # type: ignore[attr-defined]  # in grpcio, not in typeshed's stub
     return code is not None and code != grpc.StatusCode.OK

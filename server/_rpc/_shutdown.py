@@ -49,7 +49,7 @@ def stop_within_bound(server: grpc.Server, pool: DaemonThreadPool, grace: float 
     bound = (grace or 0.0) + STOP_MARGIN
     try:
         stopped = pool.submit(_stop, server, grace, bound)
-        finished = stopped.result(timeout=bound)
+        finished: bool = stopped.result(timeout=bound)
     except concurrent.futures.TimeoutError:
         finished = False
     if not finished:

@@ -99,7 +99,9 @@ class Certificates:
 
     def server_credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
-            self._initial, self._fetch, require_client_authentication=self._requires_client
+            self._initial,
+            self._fetch,  # type: ignore[arg-type]  # gRPC takes None as "unchanged"; typeshed does not
+            require_client_authentication=self._requires_client,
         )
 
     @property

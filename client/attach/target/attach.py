@@ -25,6 +25,12 @@ import os
 import re
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
 JOB_API_VERSION = 1
 GEVENT = (
     "gevent has monkey-patched threading in this process: threadctl's gRPC server needs real"
@@ -64,21 +70,21 @@ def _attach(params: dict) -> dict:
         _check_interpreter(params)
         _check_versions(params["requirements"], _loaded_version)
         _import_threadctl(params)
-    return _job_api().run(params)  # type: ignore[no-any-return]
+    return _job_api().run(params)
 
 
 def _detach(params: dict) -> dict:
     if "threadctl" not in sys.modules:
         return {"ok": True, "result": {"outcome": "not_attached", "address": ""}}
-    return _job_api().run(params)  # type: ignore[no-any-return]
+    return _job_api().run(params)
 
 
-def _job_api() -> object:
+def _job_api() -> "ModuleType":
     try:
         api = importlib.import_module("threadctl._job_api")
     except ImportError:
         api = None
-    if getattr(api, "VERSION", None) != JOB_API_VERSION:
+    if api is None or getattr(api, "VERSION", None) != JOB_API_VERSION:
         version = getattr(sys.modules.get("threadctl"), "__version__", "?")
         raise AttachRefused(
             "FAILED_PRECONDITION",
@@ -142,7 +148,12 @@ class _PackageFinder:
     def __init__(self, packages: dict) -> None:
         self.packages = packages
 
-    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+    def find_spec(
+        self,
+        name: str,
+        path: "Sequence[str] | None" = None,
+        target: "ModuleType | None" = None,
+    ) -> "ModuleSpec | None":
         directory = self.packages.get(name)
         if directory is None:
             return None
@@ -154,9 +165,9 @@ class _PackageFinder:
         )
 
 
-def _check_versions(requirements: dict, version_of: object) -> None:
+def _check_versions(requirements: dict, version_of: "Callable[[str, str], str | None]") -> None:
     for distribution, (module, low, high) in requirements.items():
-        version = version_of(distribution, module)  # type: ignore[operator]
+        version = version_of(distribution, module)
         if version is None:
             continue
         number = _numbers(version)

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 
+# In a job the core's modules are siblings, which type checkers cannot see.
 if __package__ and __package__ != "threadctl.client.attach.target":  # in a job
     from . import frames, known_waits, landing, procfs, quiet, traps  # type: ignore[attr-defined]
     from . import futures as futures_module  # type: ignore[attr-defined]
@@ -177,7 +178,7 @@ def _main_os_ident() -> int | None:
     module recorded it on import (gevent assumes the main thread imports it)."""
     get = getattr(sys.modules.get("_thread"), "_get_main_thread_ident", None)
     if get is not None:
-        return get()  # type: ignore[no-any-return]
+        return get()
     ident = getattr(sys.modules.get("gevent.hub"), "MAIN_THREAD_IDENT", None)
     return ident if isinstance(ident, int) else None
 
@@ -399,6 +400,7 @@ class _StopClass:
 
     def __init__(self, exception: type[BaseException]) -> None:
         self.exception = exception
+        # Our marks on our own exception class (set by make()).
         self.delivered: list[float] = exception._threadctl_delivered  # type: ignore[attr-defined]
         self.left: list[bool] = exception._threadctl_left  # type: ignore[attr-defined]
 
@@ -435,8 +437,8 @@ def _task_stopped_class() -> type[Exception]:
         TaskStopped.__module__ = "threadctl"
         found = TaskStopped
         if base is not None:
-            base._threadctl_one_shot_task_stopped = found
-    return found  # type: ignore[no-any-return]
+            base._threadctl_one_shot_task_stopped = found  # type: ignore[attr-defined]  # ours
+    return found
 
 
 def _thread_ended_hook(params: dict) -> object:
@@ -488,7 +490,7 @@ def _frame(frame: frames.FrameInfo) -> dict:
 
 def _marshalled(code: object) -> str:
     try:
-        return marshal.dumps(code).hex()
+        return marshal.dumps(code).hex()  # type: ignore[arg-type]  # a code object, or refused
     except ValueError:
         return ""
 

@@ -18,6 +18,10 @@ before the job can note which modules the target had.)
 import os
 import sys
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
 JOB_API_VERSION = 1
 PACKAGE = "__threadctl_job__"
 
@@ -57,14 +61,14 @@ def _answer(sources: dict, params: dict, agent_land: object) -> dict:
     if op not in ("attach", "detach"):
         api = _job_api()
         if api is not None:
-            return api.run(params)  # type: ignore[no-any-return]
+            return api.run(params)
     modules = _load(sources)
     if op in ("attach", "detach"):
-        return modules["attach"].run(params)  # type: ignore[no-any-return]
-    return modules["plain"].run(params, agent_land)  # type: ignore[no-any-return]
+        return modules["attach"].run(params)
+    return modules["plain"].run(params, agent_land)
 
 
-def _job_api() -> object:
+def _job_api() -> "ModuleType | None":
     """The job API of the threadctl this process imported itself, if any."""
     if "threadctl" not in sys.modules:
         return None
@@ -106,7 +110,7 @@ def _own_ident() -> int:
 
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None:
-        return monkey.get_original("_thread", "get_ident")()  # type: ignore[no-any-return]
+        return monkey.get_original("_thread", "get_ident")()
     return _thread.get_ident()
 
 
