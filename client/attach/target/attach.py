@@ -30,6 +30,29 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from importlib.machinery import ModuleSpec
     from types import ModuleType
+    from typing import Protocol, TypedDict
+
+    Json = dict[str, object]  # a JSON object: an answer, or a part of one
+    # [module, floor, ceiling or None] (a list in the job: JSON has no tuples)
+    Requirement = tuple[str, list[int], list[int] | None]
+
+    class Params(TypedDict, total=False):
+        """An attach or detach job's parameters (see client/attach/_env.py)."""
+
+        op: str
+        caller: str
+        caller_uid: int
+        python: list[int]  # the CLI's CPython: major, minor
+        abiflags: str
+        paths: list[str]
+        packages: dict[str, str]  # package name -> its directory
+        requirements: dict[str, Requirement]  # by distribution
+
+    class JobAPI(Protocol):
+        """threadctl._job_api, as imported in the process."""
+
+        def run(self, params: Params) -> Json: ...
+
 
 JOB_API_VERSION = 1
 GEVENT = (
@@ -47,7 +70,7 @@ class AttachRefused(Exception):
         self.code = code
 
 
-def run(params: dict) -> dict:
+def run(params: "Params") -> "Json":
     try:
         if params["op"] == "detach":
             return _detach(params)
@@ -62,7 +85,7 @@ ONE_SHOT_HINT = (
 )
 
 
-def _attach(params: dict) -> dict:
+def _attach(params: "Params") -> "Json":
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None and monkey.is_module_patched("threading"):
         raise AttachRefused("FAILED_PRECONDITION", GEVENT)
@@ -73,13 +96,13 @@ def _attach(params: dict) -> dict:
     return _job_api().run(params)
 
 
-def _detach(params: dict) -> dict:
+def _detach(params: "Params") -> "Json":
     if "threadctl" not in sys.modules:
         return {"ok": True, "result": {"outcome": "not_attached", "address": ""}}
     return _job_api().run(params)
 
 
-def _job_api() -> "ModuleType":
+def _job_api() -> "JobAPI":
     try:
         api = importlib.import_module("threadctl._job_api")
     except ImportError:
@@ -94,7 +117,7 @@ def _job_api() -> "ModuleType":
     return api
 
 
-def _check_interpreter(params: dict) -> None:
+def _check_interpreter(params: "Params") -> None:
     wanted = tuple(params["python"]), params["abiflags"]
     found = sys.version_info[:2], sys.abiflags
     if found != wanted:
@@ -105,7 +128,7 @@ def _check_interpreter(params: dict) -> None:
         )
 
 
-def _import_threadctl(params: dict) -> None:
+def _import_threadctl(params: "Params") -> None:
     added = [path for path in params["paths"] if path not in sys.path]
     sys.path.extend(added)
     finder = _PackageFinder(params["packages"])
@@ -145,7 +168,7 @@ class _PackageFinder:
     install maps them to source directories that sys.path cannot express).
     Consulted last, so a threadctl of the process's own environment wins."""
 
-    def __init__(self, packages: dict) -> None:
+    def __init__(self, packages: dict[str, str]) -> None:
         self.packages = packages
 
     def find_spec(
@@ -165,7 +188,10 @@ class _PackageFinder:
         )
 
 
-def _check_versions(requirements: dict, version_of: "Callable[[str, str], str | None]") -> None:
+def _check_versions(
+    requirements: "dict[str, Requirement]",
+    version_of: "Callable[[str, str], str | None]",
+) -> None:
     for distribution, (module, low, high) in requirements.items():
         version = version_of(distribution, module)
         if version is None:
@@ -200,9 +226,9 @@ def _installed_version(distribution: str, module: str) -> str | None:
         return None
 
 
-def _numbers(version: str) -> tuple:
+def _numbers(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version.split("+")[0])[:3])
 
 
-def _version_text(version: tuple, abiflags: str) -> str:
+def _version_text(version: tuple[int, ...], abiflags: str) -> str:
     return ".".join(map(str, version)) + abiflags

@@ -21,11 +21,60 @@ import os
 import sys
 import time
 
-# In a job the core's modules are siblings, which type checkers cannot see.
-if __package__ and __package__ != "threadctl.client.attach.target":  # in a job
-    from . import frames, known_waits, landing, procfs, quiet, traps  # type: ignore[attr-defined]
-    from . import futures as futures_module  # type: ignore[attr-defined]
-else:  # type checkers and linters see the core where it lives (the core is stdlib-only)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection
+    from threading import Thread
+    from types import CodeType
+    from typing import TypedDict
+
+    Json = dict[str, object]  # a JSON object: an answer, or a part of one
+
+    class Params(TypedDict, total=False):
+        """A one-shot job's parameters (see client/attach/_oneshot.py); which
+        of them are there depends on `op`."""
+
+        op: str
+        agent_ident: int  # added by the runner: the agent's thread
+        caller: str
+        caller_uid: int
+        stacks: bool
+        thread: dict[str, object]  # ThreadSelector fields, one of them
+        expected_identity: str
+        reason: str
+        wait: float
+        force: bool
+        grace: float
+        allow_main: bool
+
+    class Record(TypedDict, total=False):
+        """A thread, in the proto's ThreadInfo field names (those a one-shot sets)."""
+
+        ident: int
+        native_id: int
+        identity: str
+        name: str
+        daemon: bool
+        main: bool
+        partial: bool
+        kernel_state: str
+        cpu_seconds: float
+        stack: list[Json]
+        stack_truncated: bool
+        blocked_in: Json | None
+        stop_state: str
+        stop_reason: str
+        stop_requested_at: float
+        forced_at: float
+        force_delivered_at: float
+
+
+# In a job the core's modules are siblings, which type checkers cannot see:
+# they (and linters) see the core where it lives (the core is stdlib-only).
+if not TYPE_CHECKING and __package__ and __package__ != "threadctl.client.attach.target":
+    from . import frames, known_waits, landing, procfs, quiet, traps
+    from . import futures as futures_module
+else:
     from threadctl._core import (
         frames,
         known_waits,
@@ -35,10 +84,6 @@ else:  # type checkers and linters see the core where it lives (the core is stdl
         traps,
     )
     from threadctl._core import futures as futures_module
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import threading
 
 ACTIVITY_DEPTH = 8  # frames walked to classify a thread when no stack is asked for
 DELIVERY_WINDOW = 0.1  # as threadctl's server: time a busy thread gets to take it
@@ -57,14 +102,14 @@ class Refusal(Exception):
         self.code = code
 
 
-def run(params: dict, agent_land: object) -> dict:
+def run(params: Params, agent_land: landing.Injector | None) -> Json:
     try:
         return {"ok": True, **_run(params, agent_land)}
     except Refusal as refusal:
         return {"ok": False, "code": refusal.code, "error": str(refusal)}
 
 
-def _run(params: dict, agent_land: object) -> dict:
+def _run(params: Params, agent_land: landing.Injector | None) -> Json:
     op = params["op"]
     me = params["agent_ident"]
     if op == "list":
@@ -87,11 +132,11 @@ def _run(params: dict, agent_land: object) -> dict:
 # --- listings -----------------------------------------------------------------
 
 
-def _records(me: int, stacks: bool) -> tuple[list, dict]:
+def _records(me: int, stacks: bool) -> tuple[list[Record], dict[str, Json]]:
     """Thread records (proto fields) and, by ident, what the client needs to
     classify them."""
     threading = sys.modules.get("threading")
-    known = {}
+    known: dict[int, Thread] = {}
     if threading is not None and not _gevent():
         with threading._active_limbo_lock:
             known = dict(threading._active)
@@ -108,7 +153,8 @@ def _records(me: int, stacks: bool) -> tuple[list, dict]:
                     walked[ident] = (stack, truncated, frame.f_code, frame.f_lasti)
         finally:
             del current
-    records, raw = [], {}
+    records: list[Record] = []
+    raw: dict[str, Json] = {}
     for ident, thread in known.items():
         if ident != me and procfs.is_alive(thread):
             records.append(_thread_record(thread))
@@ -132,11 +178,11 @@ def _records(me: int, stacks: bool) -> tuple[list, dict]:
     return records, raw
 
 
-def _thread_record(thread: threading.Thread) -> dict:
+def _thread_record(thread: Thread) -> Record:
     threading = sys.modules["threading"]
     native_id = procfs.native_id_of(thread)
     stat = procfs.read_stat(f"/proc/self/task/{native_id}/stat") if native_id else None
-    record = {
+    record: Record = {
         "ident": thread.ident or 0,
         "native_id": native_id,
         "identity": f"oneshot:{native_id}:{stat.start_ticks if stat else 0}",
@@ -151,12 +197,12 @@ def _thread_record(thread: threading.Thread) -> dict:
     return record
 
 
-def _partial(ident: int) -> dict:
+def _partial(ident: int) -> Record:
     """A thread that runs Python code but that `threading` does not know."""
     return {"ident": ident, "stop_state": "STOP_STATE_NONE", "partial": True}
 
 
-def _claim_main_thread(records: list, walked: dict, main: threading.Thread) -> None:
+def _claim_main_thread(records: list[Record], walked: Collection[int], main: Thread) -> None:
     """Under gevent, `threading` keys the main thread by a greenlet id: put it
     back under its OS thread's ident (its TID is the process's PID)."""
     if any(record["ident"] == main.ident for record in records):
@@ -178,12 +224,13 @@ def _main_os_ident() -> int | None:
     module recorded it on import (gevent assumes the main thread imports it)."""
     get = getattr(sys.modules.get("_thread"), "_get_main_thread_ident", None)
     if get is not None:
-        return get()
-    ident = getattr(sys.modules.get("gevent.hub"), "MAIN_THREAD_IDENT", None)
+        ident = get()
+    else:
+        ident = getattr(sys.modules.get("gevent.hub"), "MAIN_THREAD_IDENT", None)
     return ident if isinstance(ident, int) else None
 
 
-def _pick(records: list, selector: dict) -> dict:
+def _pick(records: list[Record], selector: dict[str, object]) -> Record:
     """The record `selector` (ThreadSelector fields) names."""
     for key, value in selector.items():
         if key == "tid_or_ident":
@@ -200,7 +247,7 @@ def _pick(records: list, selector: dict) -> dict:
     raise Refusal("NOT_FOUND", f"no thread with {_describe(selector)} in process {os.getpid()}")
 
 
-def _process() -> dict:
+def _process() -> Json:
     return {
         "pid": os.getpid(),
         "argv": [str(a) for a in getattr(sys, "argv", [])],
@@ -213,7 +260,7 @@ def _process() -> dict:
 # --- forced stop --------------------------------------------------------------
 
 
-def _stop(params: dict, me: int, agent_land: object) -> dict:
+def _stop(params: Params, me: int, agent_land: landing.Injector | None) -> Json:
     if not params["force"] or params["grace"] > 0:
         what = "a grace period" if params["force"] else "a cooperative stop"
         raise Refusal(
@@ -242,8 +289,8 @@ def _stop(params: dict, me: int, agent_land: object) -> dict:
 
 
 def _force(
-    thread: threading.Thread, record: dict, params: dict, stop: _StopClass, started: float
-) -> dict:
+    thread: Thread, record: Record, params: Params, stop: _StopClass, started: float
+) -> Json:
     wait = params["wait"]
     try:
         where = landing.observe(thread.ident or 0)
@@ -278,11 +325,15 @@ def _force(
     if outcome != "STOP_OUTCOME_TASK_ENDED":  # else the request is over: as if never asked
         delivered = bool(stop.delivered)
         record.update(
-            stop_state="STOP_STATE_FORCE_DELIVERED" if delivered else "STOP_STATE_FORCE_PENDING",
-            stop_reason=params["reason"],
-            stop_requested_at=forced_at,
-            forced_at=forced_at,
-            force_delivered_at=stop.delivered[0] if delivered else 0.0,
+            {
+                "stop_state": (
+                    "STOP_STATE_FORCE_DELIVERED" if delivered else "STOP_STATE_FORCE_PENDING"
+                ),
+                "stop_reason": params["reason"],
+                "stop_requested_at": forced_at,
+                "forced_at": forced_at,
+                "force_delivered_at": stop.delivered[0] if delivered else 0.0,
+            }
         )
     if outcome == "STOP_OUTCOME_FORCE_PENDING":
         record["blocked_in"] = _innermost(thread.ident or 0)
@@ -296,7 +347,7 @@ def _force(
     }
 
 
-def _check_forcible(thread: threading.Thread, record: dict, params: dict) -> None:
+def _check_forcible(thread: Thread, record: Record, params: Params) -> None:
     threading = sys.modules["threading"]
     identity = params["expected_identity"]
     if identity and identity != record["identity"]:
@@ -317,7 +368,10 @@ def _check_forcible(thread: threading.Thread, record: dict, params: dict) -> Non
 
 
 def _send_until(
-    thread: threading.Thread, where: landing.Landing, exception: type, deadline: float
+    thread: Thread,
+    where: landing.Landing,
+    exception: type[BaseException],
+    deadline: float,
 ) -> str:
     """Send when the thread is where the stop may land, trying until `deadline`."""
     if landing.QUEUE_UNSAFE:
@@ -334,7 +388,10 @@ def _send_until(
 
 
 def _trap_until(
-    thread: threading.Thread, where: landing.Landing, exception: type, deadline: float
+    thread: Thread,
+    where: landing.Landing,
+    exception: type[BaseException],
+    deadline: float,
 ) -> str:
     """CPython 3.13+, where nothing may be queued (landing.safe_lines): the
     thread raises the stop itself at its next line of the task (traps),
@@ -345,7 +402,7 @@ def _trap_until(
     closed: list[bool] = []
     key = object()
 
-    def spring() -> type | None:
+    def spring() -> type[BaseException] | None:
         with lock:
             if closed:
                 return None
@@ -371,7 +428,7 @@ def _trap_until(
     return landing.NOT_NOW if thread.is_alive() and not landing.moved_on(where) else landing.GONE
 
 
-def _settle(thread: threading.Thread, stop: _StopClass, deadline: float) -> str:
+def _settle(thread: Thread, stop: _StopClass, deadline: float) -> str:
     """Wait until the thread exits, or caught the exception and goes on, or
     `deadline`; the outcome's name."""
     while True:
@@ -405,7 +462,7 @@ class _StopClass:
         self.left: list[bool] = exception._threadctl_left  # type: ignore[attr-defined]
 
     @classmethod
-    def make(cls, params: dict) -> _StopClass:
+    def make(cls, params: Params) -> _StopClass:
         delivered: list[float] = []
         left: list[bool] = []
 
@@ -441,7 +498,7 @@ def _task_stopped_class() -> type[Exception]:
     return found
 
 
-def _thread_ended_hook(params: dict) -> object:
+def _thread_ended_hook(params: Params) -> quiet.Ended:
     fields = {"caller": params["caller"], "caller_uid": params["caller_uid"]}
 
     def ended(args: object) -> None:
@@ -460,7 +517,7 @@ def _thread_ended_hook(params: dict) -> object:
     return ended
 
 
-def _injector(agent_land: object) -> object:
+def _injector(agent_land: landing.Injector | None) -> landing.Injector:
     if agent_land is not None:
         return agent_land
     import ctypes  # CPython 3.14's remote_exec path has no agent library
@@ -471,7 +528,7 @@ def _injector(agent_land: object) -> object:
     return landing.python_injector(send)
 
 
-def _innermost(ident: int) -> dict | None:
+def _innermost(ident: int) -> Json | None:
     with frames.frames_guarded():
         frame = sys._current_frames().get(ident)
         if frame is None:
@@ -484,13 +541,13 @@ def _innermost(ident: int) -> dict | None:
 # --- helpers ------------------------------------------------------------------
 
 
-def _frame(frame: frames.FrameInfo) -> dict:
+def _frame(frame: frames.FrameInfo) -> Json:
     return {"filename": frame.filename, "line": frame.line, "function": frame.function}
 
 
-def _marshalled(code: object) -> str:
+def _marshalled(code: CodeType) -> str:
     try:
-        return marshal.dumps(code).hex()  # type: ignore[arg-type]  # a code object, or refused
+        return marshal.dumps(code).hex()
     except ValueError:
         return ""
 
@@ -500,12 +557,12 @@ def _gevent() -> bool:
     return bool(monkey is not None and monkey.is_module_patched("threading"))
 
 
-def _describe(selector: dict) -> str:
+def _describe(selector: dict[str, object]) -> str:
     key, value = next(iter(selector.items()))
     return {"tid_or_ident": "TID or ident", "native_id": "TID"}.get(key, key) + f" {value!r}"
 
 
-def _audit(params: dict, record: dict, outcome: str, **extra: object) -> None:
+def _audit(params: Params, record: Record, outcome: str, **extra: object) -> None:
     _log(
         {
             "action": "stop",
@@ -522,7 +579,7 @@ def _audit(params: dict, record: dict, outcome: str, **extra: object) -> None:
     )
 
 
-def _log(fields: dict) -> None:
+def _log(fields: Json) -> None:
     """One record on the process's `threadctl.audit` logger, as threadctl's
     own (only if the process uses logging: importing it here would stay)."""
     logging = sys.modules.get("logging")

@@ -21,12 +21,26 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import ModuleType
+    from typing import Protocol
+
+    Json = dict[str, object]  # a JSON object: the job's parameters, its answer
+
+    class JobAPI(Protocol):
+        """A process's own threadctl._job_api, and the shipped attach module."""
+
+        def run(self, params: Json) -> Json: ...
+
+    class OneShot(Protocol):
+        """The shipped plain module."""
+
+        def run(self, params: Json, agent_land: object) -> Json: ...
+
 
 JOB_API_VERSION = 1
 PACKAGE = "__threadctl_job__"
 
 
-def run_job(job_dir: str, agent_land: object, sources: dict, params: dict) -> None:
+def run_job(job_dir: str, agent_land: object, sources: dict[str, str], params: "Json") -> None:
     """Answer the job described by `params`, write result.json. Never raises."""
     me = _own_ident()
     threads_before = _threading_keys()
@@ -51,7 +65,7 @@ def run_job(job_dir: str, agent_land: object, sources: dict, params: dict) -> No
         pass  # the caller gave up and removed the directory
 
 
-def _answer(sources: dict, params: dict, agent_land: object) -> dict:
+def _answer(sources: dict[str, str], params: "Json", agent_land: object) -> "Json":
     opted_out = os.environ.get("PYTHON_DISABLE_REMOTE_DEBUG") or "disable_remote_debug" in getattr(
         sys, "_xoptions", {}
     )
@@ -64,11 +78,13 @@ def _answer(sources: dict, params: dict, agent_land: object) -> dict:
             return api.run(params)
     modules = _load(sources)
     if op in ("attach", "detach"):
-        return modules["attach"].run(params)
-    return modules["plain"].run(params, agent_land)
+        attach: JobAPI = modules["attach"]
+        return attach.run(params)
+    plain: OneShot = modules["plain"]
+    return plain.run(params, agent_land)
 
 
-def _job_api() -> "ModuleType | None":
+def _job_api() -> "JobAPI | None":
     """The job API of the threadctl this process imported itself, if any."""
     if "threadctl" not in sys.modules:
         return None
@@ -80,7 +96,7 @@ def _job_api() -> "ModuleType | None":
     return api if getattr(api, "VERSION", None) == JOB_API_VERSION else None
 
 
-def _load(sources: dict) -> dict:
+def _load(sources: dict[str, str]) -> "dict[str, ModuleType]":
     """The shipped modules, as submodules of the private package."""
     module_type = type(sys)
     package = module_type(PACKAGE)
@@ -99,7 +115,7 @@ def _load(sources: dict) -> dict:
     return modules
 
 
-def _refused(message: str) -> dict:
+def _refused(message: str) -> "Json":
     return {"ok": False, "code": "FAILED_PRECONDITION", "error": message}
 
 
@@ -110,7 +126,7 @@ def _own_ident() -> int:
 
     monkey = sys.modules.get("gevent.monkey")
     if monkey is not None:
-        return monkey.get_original("_thread", "get_ident")()
+        return int(monkey.get_original("_thread", "get_ident")())
     return _thread.get_ident()
 
 
@@ -120,12 +136,12 @@ def _native_id() -> int:
     return _thread.get_native_id()
 
 
-def _threading_keys() -> set:
+def _threading_keys() -> set[int]:
     threading = sys.modules.get("threading")
     return set(threading._active) if threading is not None else set()
 
 
-def _forget_own_thread_entries(me: int, before: set) -> None:
+def _forget_own_thread_entries(me: int, before: set[int]) -> None:
     """Drop the dummy `threading` entries this thread gained (logging and
     current_thread() create one, under gevent keyed by a greenlet id);
     otherwise they outlive the thread."""
