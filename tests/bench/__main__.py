@@ -4,10 +4,12 @@ Four host processes of tests/bench/hosts/bench_host.py:
 1. cost: RSS of install(), then workload rounds with threadctl installed and
    closed in turn; beside it a fresh host for a bare gRPC server's RSS;
 2. latency (one host with threadctl and a bare echo server, grown from 10 to
-   10,000 threads): stops and the CLI while it is small, listings at each
-   size, RSS per thread;
+   10,000 threads): stops, GetThread, a busy host and the CLI while it is
+   small, listings at each size, then at 10,000 GetThread, StopThread and
+   WatchThreads again and RSS per thread;
 3. stop_all (a host of its own): 1,000 cooperating threads stopped at once,
-   in the host and by `threadctl stop --all` (bench/_stop_all.py).
+   in the host and by `threadctl stop --all`, and stop_all() of 1,000 and
+   3,000 threads that ignore the flag (bench/_stop_all.py).
 Then attach: plain processes that never imported threadctl, reached by
 `threadctl attach` and one-shot `--attach`, beside py-spy (bench/_attach.py).
 """
@@ -53,6 +55,8 @@ class Sizes:
     )
     server_runs: int = 10
     stops: int = 50
+    busy_rounds: int = 4
+    busy_calls: int = 15
     cost_rounds: int = 10
     work_iterations: int = 16_000_000
     cpu_rounds: int = 3
@@ -61,6 +65,9 @@ class Sizes:
     stop_all_threads: int = 1000
     stop_all_runs: int = 5
     stop_all_cli_runs: int = 5
+    # Nominal size (names the figure) -> threads that ignore the stop flag.
+    stop_deaf_threads: dict[int, int] = field(default_factory=lambda: {1000: 1000, 3000: 3000})
+    stop_deaf_runs: int = 5
     attach_runs: int = 5
 
 
@@ -71,6 +78,8 @@ SMOKE = Sizes(
     stack_runs=dict.fromkeys((10, 100, 1000, 10_000), 2),
     server_runs=2,
     stops=3,
+    busy_rounds=1,
+    busy_calls=3,
     cost_rounds=1,
     work_iterations=100_000,
     cpu_rounds=1,
@@ -79,6 +88,8 @@ SMOKE = Sizes(
     stop_all_threads=20,
     stop_all_runs=1,
     stop_all_cli_runs=1,
+    stop_deaf_threads={1000: 10, 3000: 30},
+    stop_deaf_runs=1,
     attach_runs=1,
 )
 
@@ -120,25 +131,31 @@ def cost_and_install(env: dict[str, str], sizes: Sizes) -> Sections:
 
 
 def latency(env: dict[str, str], sizes: Sizes) -> Sections:
-    """One host grown from ~10 to ~10,000 threads; stops and the CLI at the small end."""
+    """One host grown from ~10 to ~10,000 threads; stops, a busy host and the CLI
+    at the small end, the same calls again at the large end."""
     found: Sections = {name: [] for name in SECTIONS}
     smallest, largest = min(sizes.threads), max(sizes.threads)
     with hosts(env, 1) as (host,):
         conn = connect(host)
         try:
-            threads = 0
+            threads = few = 0
+            small: _latency.Samples = {}
+            busy: list[Figure] = []
             for nominal, total in sizes.threads.items():
                 if nominal == largest:
-                    weighed, threads = grow_and_weigh(host, conn, total, threads)
+                    weighed, threads, ident = grow_and_weigh(host, conn, total, threads)
                     found["memory"].append(weighed)
                 else:
-                    threads = host.ask(f"park {total}", "PARKED")["threads"]
+                    parked = host.ask(f"park {total}", "PARKED")
+                    threads, ident = parked["threads"], parked["ident"]
                 if nominal == smallest:
+                    few = threads
                     echo = _latency.round_robin({"echo": conn.echo}, sizes.list_runs[nominal])
                     found["listing"].append(
                         timing("echo", "bare echo RPC (transport floor)", echo["echo"])
                     )
-                    found["stops"] += _latency.cooperative_stop(host, conn, sizes.stops)
+                    small = _latency.one_thread_calls(host, conn, ident, sizes.stops)
+                    found["stops"] += _latency.cooperative_stop(host, small, sizes.stops)
                     found["stops"] += _latency.forced_stop(
                         host, conn, sizes.stops, max(sizes.stops // 2, 3)
                     )
@@ -148,10 +165,20 @@ def latency(env: dict[str, str], sizes: Sizes) -> Sections:
                 found["listing"] += _latency.listing(
                     conn, nominal, threads, sizes.list_runs[nominal], sizes.stack_runs[nominal]
                 )
+                if nominal == smallest:
+                    busy = _latency.busy_host(
+                        host, conn, threads, sizes.busy_rounds, sizes.busy_calls
+                    )
                 if nominal == largest:
                     found["listing"] += _latency.server_side(
                         host, nominal, threads, sizes.server_runs
                     )
+                    found["listing"].append(
+                        _latency.watch(conn, nominal, threads, sizes.list_runs[nominal])
+                    )
+                    large = _latency.one_thread_calls(host, conn, ident, sizes.stops)
+                    found["stops"] += _latency.at_scale(small, large, (few, threads), nominal)
+            found["listing"] += busy
         finally:
             conn.close()
     return found
@@ -159,14 +186,17 @@ def latency(env: dict[str, str], sizes: Sizes) -> Sections:
 
 def grow_and_weigh(
     host: BenchHost, conn: Connection, total: int, before: int
-) -> tuple[Figure, int]:
-    """Park threads up to `total`, then list them once: RSS per bare and per tracked thread."""
+) -> tuple[Figure, int, int]:
+    """Park threads up to `total`, then list them once: RSS per bare and per
+    tracked thread; and the thread count and a parked thread's ident."""
     rss_before = host.ask("rss", "RSS")["bytes"]
-    threads = host.ask(f"park {total}", "PARKED")["threads"]
+    parked = host.ask(f"park {total}", "PARKED")
+    threads = parked["threads"]
     rss_parked = host.ask("rss", "RSS")["bytes"]
     conn.list_threads()
     rss_listed = host.ask("rss", "RSS")["bytes"]
-    return _memory.per_thread_rss(rss_before, rss_parked, rss_listed, threads - before), threads
+    weighed = _memory.per_thread_rss(rss_before, rss_parked, rss_listed, threads - before)
+    return weighed, threads, parked["ident"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,7 +223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             latency(env, sizes),
             {
                 "stops": _stop_all.stop_all(
-                    env, sizes.stop_all_threads, sizes.stop_all_runs, sizes.stop_all_cli_runs
+                    env,
+                    sizes.stop_all_threads,
+                    sizes.stop_all_runs,
+                    sizes.stop_all_cli_runs,
+                    sizes.stop_deaf_threads,
+                    sizes.stop_deaf_runs,
                 )
             },
             {"attach": _attach.attach(env, sizes.attach_runs)},

@@ -9,7 +9,11 @@ timed by wall clock, as an operator runs it:
 - the one-shot `threadctl list --pid PID --attach` and `py-spy dump --pid
   PID`, taking turns on another fresh target (a one-shot leaves nothing
   running, so repeating it on one process is what an operator sees; only a
-  full attach changes the process for good).
+  full attach changes the process for good);
+- beside the first attach, a cold `python -c "import threadctl;
+  threadctl.install()"`: what loading and starting threadctl costs a process
+  that does it itself, the floor for an attach (the bench's interpreter, as
+  the base one has no threadctl or grpcio to import).
 One target at a time: each has a spinner that keeps a core busy. The first
 round is a discarded warm-up when there are several; if threadctl cannot
 attach in it, the threadctl rows say why they were skipped.
@@ -35,6 +39,7 @@ ROWS = {
     "attach": ("attach_first", "threadctl attach PID, first attach"),
     "detach": ("attach_detach", "  threadctl detach PID, after it"),
 }
+COLD_INSTALL = [sys.executable, "-c", "import threadctl; threadctl.install()"]
 
 
 class CommandFailed(Exception):
@@ -79,7 +84,7 @@ def _side_by_side(
 
 def attach(env: dict[str, str], runs: int) -> list[Figure]:
     warmup = 1 if runs > 1 else 0
-    samples: dict[str, list[float]] = {name: [] for name in (*ROWS, "pyspy")}
+    samples: dict[str, list[float]] = {name: [] for name in (*ROWS, "pyspy", "install")}
     pyspy: list[str] | None = None
     pyspy_skipped = threadctl_skipped = ""
     for r in range(warmup + runs):
@@ -111,6 +116,7 @@ def attach(env: dict[str, str], runs: int) -> list[Figure]:
                     threadctl_skipped = f"threadctl cannot attach here: {failed}"
                 else:
                     took["detach"] = _timed([THREADCTL, "detach", str(target.pid)], env)
+            took["install"] = _timed(COLD_INSTALL, env)
         if r >= warmup:
             for name, elapsed in took.items():
                 samples[name].append(elapsed)
@@ -122,20 +128,29 @@ def _figures(
 ) -> list[Figure]:
     pyspy_label = "  py-spy dump --pid PID, plain process"
     pyspy = median(samples["pyspy"]) if samples["pyspy"] else None
+    install_label = "  python -c 'import threadctl; threadctl.install()', cold"
+    baselines = {
+        "oneshot": (pyspy, "py-spy dump", 5.0),
+        "attach": (median(samples["install"]), "cold install()", 3.0),
+        "detach": (None, "", None),
+    }
     figures = []
     for name, (id, label) in ROWS.items():
+        baseline, baseline_label, target = baselines[name]
         if threadctl_skipped:
-            figures.append(Figure(id, label, "ms", skipped=threadctl_skipped))
+            figures.append(Figure(id, label, "ms", skipped=threadctl_skipped, target_ratio=target))
         else:
             figures.append(
                 timing(
                     id,
                     label,
                     samples[name],
-                    baseline=None if name == "detach" else pyspy,
-                    baseline_label="" if name == "detach" else "py-spy dump",
+                    baseline=baseline,
+                    baseline_label=baseline_label if baseline is not None else "",
+                    target_ratio=target if baseline is not None else None,
                 )
             )
+    figures.append(timing("attach_cold_install", install_label, samples["install"]))
     if pyspy_skipped:
         figures.append(Figure("attach_pyspy", pyspy_label, "ms", skipped=pyspy_skipped))
     else:

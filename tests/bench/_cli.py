@@ -80,7 +80,7 @@ def cli_cold(
             samples["threadctl"],
             baseline=median(samples["grpc_rpc"]),
             baseline_label="import grpc+1 RPC",
-            target_ratio=1.3,
+            target_ratio=1.15,
         ),
         timing(
             "cli_vs_import_grpc",

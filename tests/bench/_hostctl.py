@@ -69,6 +69,19 @@ class Connection:
         request = pb.ListThreadsRequest(include_stacks=stacks)
         return self._stub.ListThreads(request, timeout=RPC_DEADLINE, metadata=self._metadata)
 
+    def get_thread(self, ident: int) -> pb.GetThreadResponse:
+        request = pb.GetThreadRequest(thread=pb.ThreadSelector(ident=ident))
+        return self._stub.GetThread(request, timeout=RPC_DEADLINE, metadata=self._metadata)
+
+    def first_watch_message(self, interval: float) -> pb.WatchThreadsResponse:
+        """Open WatchThreads, take its first message, cancel: one message's cost."""
+        request = pb.WatchThreadsRequest(interval_seconds=interval)
+        stream = self._stub.WatchThreads(request, timeout=RPC_DEADLINE, metadata=self._metadata)
+        try:
+            return next(stream)
+        finally:
+            stream.cancel()
+
     def stop_thread(self, request: pb.StopThreadRequest) -> pb.StopThreadResponse:
         return self._stub.StopThread(request, timeout=RPC_DEADLINE, metadata=self._metadata)
 

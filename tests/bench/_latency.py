@@ -1,4 +1,6 @@
-"""Round trips: listing, cooperative stop and forced stop, each beside its floor.
+"""Round trips: listing, watching, getting one thread, cooperative and forced
+stop, each beside its floor; and how they grow from ~10 to ~10,000 threads and
+slow when the host's own threads keep the GIL busy.
 
 Every threadctl call is timed interleaved with its baseline (call, baseline,
 call, baseline, ...), so drift on a noisy machine hits both alike.
@@ -13,6 +15,16 @@ from bench._hostctl import BenchHost, Connection
 from bench._report import Figure, timing
 from bench._stats import median
 from threadctl.v1 import threadctl_pb2 as pb
+
+Samples = dict[str, list[float]]
+
+
+# ListThreads without stacks, as a multiple of the echo round trip.
+LIST_TARGETS = {100: 1.5, 1000: 4.0}
+# Seconds between WatchThreads messages asked for (the smallest it allows).
+WATCH_INTERVAL = 0.1
+# Host with N pure-Python spinners: echo and ListThreads as a multiple of idle echo.
+BUSY_TARGETS = {1: 3.0, 4: 10.0}
 
 
 def round_robin(calls: dict[str, Callable[[], object]], count: int) -> dict[str, list[float]]:
@@ -46,7 +58,7 @@ def listing(
                 samples["list"],
                 baseline=median(samples["echo"]),
                 baseline_label="echo",
-                target_ratio=1.5 if (nominal, stacks) == (100, False) else None,
+                target_ratio=LIST_TARGETS.get(nominal) if not stacks else None,
             )
         )
     return figures
@@ -57,29 +69,109 @@ def _size(count: int) -> str:
 
 
 def server_side(host: BenchHost, nominal: int, threads: int, count: int) -> list[Figure]:
-    """In-host listing time at one size, and the /proc reads it contains, alone."""
+    """In-host listing time at one size."""
     measured = host.ask(f"listtime {count} 0", "LISTTIME")
     return [
         timing(
             f"server_list_{nominal}",
             f"server-side snapshot, {threads} threads",
             measured["snapshot"],
-            target_max=50.0 if nominal == 10_000 else None,
-        ),
-        timing(
-            f"server_proc_reads_{nominal}",
-            "  /proc/self/task/*/stat reads alone",
-            measured["proc_reads"],
-        ),
+            target_max=40.0 if nominal == 10_000 else None,
+        )
     ]
 
 
-def cooperative_stop(host: BenchHost, conn: Connection, count: int) -> list[Figure]:
-    """Stop with wait of a thread blocked in threadctl.sleep(), until it has exited.
+def watch(conn: Connection, nominal: int, threads: int, count: int) -> Figure:
+    """WatchThreads from request to its first message, alternating with
+    ListThreads at the same size: what serving one message costs."""
+    samples = round_robin(
+        {"list": conn.list_threads, "watch": lambda: conn.first_watch_message(WATCH_INTERVAL)},
+        count,
+    )
+    return timing(
+        f"watch_{nominal}",
+        f"WatchThreads, request -> first message, {threads} threads",
+        samples["watch"],
+        baseline=median(samples["list"]),
+        baseline_label=f"ListThreads({threads})",
+        target_ratio=2.0,
+    )
 
-    Baseline: an echo round trip plus a bare Event wake measured in the host.
+
+def one_thread_calls(host: BenchHost, conn: Connection, ident: int, count: int) -> Samples:
+    """GetThread of the parked thread `ident` and cooperative stops with wait
+    (with an echo after each), `count` of each after a warm-up."""
+    gets = round_robin({"get": lambda: conn.get_thread(ident)}, count)["get"]
+    return {"get": gets, **_cooperative_stops(host, conn, count)}
+
+
+def at_scale(
+    small: Samples, large: Samples, threads: tuple[int, int], nominal: int
+) -> list[Figure]:
+    """GetThread and StopThread with ~10,000 threads, each against itself with ~10."""
+    few, many = threads
+    return [
+        timing(
+            f"{name}_{nominal}",
+            f"{label}, {many} threads",
+            large[name],
+            baseline=median(small[name]),
+            baseline_label=f"same at {few} threads",
+            target_ratio=1.2,
+        )
+        for name, label in (
+            ("get", "GetThread by ident"),
+            ("stop", "cooperative StopThread --wait"),
+        )
+    ]
+
+
+def busy_host(
+    host: BenchHost, conn: Connection, threads: int, rounds: int, count: int
+) -> list[Figure]:
+    """Echo and ListThreads with 1 and with 4 spinners in the host, beside idle echo.
+
+    The conditions take turns (order rotated each round), `count` calls of
+    each per turn: a spinner holds the GIL whenever it can, so every
+    hand-over to the server's threads waits on it.
     """
-    wakes = host.ask(f"wake {count}", "WAKE")["samples"]
+    conditions = (0, *BUSY_TARGETS)
+    echoes: dict[int, list[float]] = {busy: [] for busy in conditions}
+    lists: dict[int, list[float]] = {busy: [] for busy in BUSY_TARGETS}
+    for r in range(rounds):
+        shift = r % len(conditions)
+        for busy in conditions[shift:] + conditions[:shift]:
+            if not busy:
+                echoes[0] += round_robin({"echo": conn.echo}, count)["echo"]
+                continue
+            host.ask(f"busy {busy}", "BUSY")
+            try:
+                samples = round_robin({"echo": conn.echo, "list": conn.list_threads}, count)
+            finally:
+                host.ask("unbusy", "UNBUSY")
+            echoes[busy] += samples["echo"]
+            lists[busy] += samples["list"]
+    idle = median(echoes[0])
+    figures = [timing("echo_idle", f"  echo, {threads} threads, none busy", echoes[0])]
+    for busy, target in BUSY_TARGETS.items():
+        for name, samples in (("echo", echoes[busy]), ("list", lists[busy])):
+            call = "echo" if name == "echo" else f"ListThreads({threads})"
+            figures.append(
+                timing(
+                    f"{name}_busy_{busy}",
+                    f"{call}, {threads} threads + {busy} busy",
+                    samples,
+                    baseline=idle,
+                    baseline_label="idle echo",
+                    target_ratio=target,
+                )
+            )
+    return figures
+
+
+def _cooperative_stops(host: BenchHost, conn: Connection, count: int) -> Samples:
+    """Seconds per cooperative StopThread --wait of a fresh thread in
+    threadctl.sleep(), and per echo right after each; 3 warm-ups discarded."""
     stops: list[float] = []
     echoes: list[float] = []
     for i in range(count + 3):
@@ -99,6 +191,17 @@ def cooperative_stop(host: BenchHost, conn: Connection, count: int) -> list[Figu
         if i >= 3:
             stops.append(t1 - t0)
             echoes.append(t2 - t1)
+    return {"stop": stops, "echo": echoes}
+
+
+def cooperative_stop(host: BenchHost, calls: Samples, count: int) -> list[Figure]:
+    """Stop with wait of a thread blocked in threadctl.sleep(), until it has exited
+    (`calls` from one_thread_calls).
+
+    Baseline: an echo round trip plus a bare Event wake measured in the host.
+    """
+    wakes = host.ask(f"wake {count}", "WAKE")["samples"]
+    stops, echoes = calls["stop"], calls["echo"]
     return [
         timing(
             "coop_stop",

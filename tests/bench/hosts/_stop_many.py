@@ -6,6 +6,11 @@ from the call until it returns, which it does once all have exited; beside
 the bare floor of waking as many plain threads: set N Events that N threads
 wait on, then join them all. Both start timing only once every thread is
 blocked in its wait, and the two alternate round by round.
+
+Beside it, stop_all() of threads that ignore the stop flag (blocked in a
+plain Event.wait that only the host sets afterwards), at several sizes in
+turn: the whole cost of a stop_all that must report threads still running,
+to see that it grows linearly with their number.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import time
 from collections.abc import Callable
 
 import threadctl
+from threadctl import StopOutcome
 
 BLOCKED_DEADLINE = 60.0  # starting 1,000 threads on a loaded 2-core machine
 GRACE = 10.0
+# No grace for the threads that ignore the flag: waiting would only add the
+# same constant at every size and hide how the work itself grows.
+DEAF_GRACE = 0.0
 _CONDITION_WAIT = threading.Condition.wait.__code__
 _cooperating: list[threading.Thread] = []  # the last start_cooperating() batch
 
@@ -116,4 +125,39 @@ def stop_all_rounds(count: int, rounds: int) -> dict[str, list[float]]:
             elapsed = probe(count)
             if r:
                 measured[name].append(elapsed)
+    return measured
+
+
+def stop_deaf_once(count: int) -> float:
+    """Seconds stop_all() takes over `count` threads that ignore the flag,
+    checking it reported every one still running; they are released afterwards."""
+    release = threading.Event()
+    threads = _start([release.wait] * count, "deaf")
+    try:
+        t0 = time.perf_counter()
+        result = threadctl.stop_all(grace=DEAF_GRACE)
+        elapsed = time.perf_counter() - t0
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    running = sum(report.outcome is StopOutcome.STILL_RUNNING for report in result.threads)
+    if len(result.threads) != count or running != count:
+        raise RuntimeError(
+            f"stop_all acted on {len(result.threads)} threads (not {count}),"
+            f" {running} reported still running"
+        )
+    return elapsed
+
+
+def stop_deaf_rounds(sizes: list[int], rounds: int) -> dict[str, list[float]]:
+    """stop_all() of deaf threads at each size in turn (order rotated each
+    round), after one discarded round."""
+    measured: dict[str, list[float]] = {str(size): [] for size in sizes}
+    for r in range(1 + rounds):
+        shift = r % len(sizes)
+        for size in sizes[shift:] + sizes[:shift]:
+            elapsed = stop_deaf_once(size)
+            if r:
+                measured[str(size)].append(elapsed)
     return measured

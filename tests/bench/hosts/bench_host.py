@@ -11,8 +11,11 @@ Commands, one per line; each answers one line `<WORD> <json>`:
   close          close that server (install may follow again)      CLOSED {}
   echo           a bare gRPC server with one bytes echo method     ECHO {address, method}
   rss            resident set size                                 RSS {bytes}
-  park N         park idle threads until N threads are alive       PARKED {threads, parked}
-  listtime K S   time the server-side listing K times (S=1 stacks) LISTTIME {...}
+  park N         park idle threads until N threads are alive       PARKED {threads, parked,
+                 (ident: a parked thread's, or main's if none)       ident}
+  listtime K S   time the server-side listing K times (S=1 stacks) LISTTIME {snapshot}
+  busy N         N pure-Python spinners, running until unbusy      BUSY {threads}
+  unbusy         end the spinners and join them                    UNBUSY {}
   wake K         K bare threading.Event wake-ups                   WAKE {samples}
   coop           a thread blocked in threadctl.sleep()             COOP {ident}
   forcelocal K   in-process forced stop vs bare SetAsyncExc        FORCELOCAL {threadctl, bare}
@@ -23,6 +26,8 @@ Commands, one per line; each answers one line `<WORD> <json>`:
                  alternating with N bare Event wakes
   coopmany N     N threads blocked in threadctl.sleep/wait         COOPMANY {threads}
   coopalive      how many of the last coopmany batch are alive     COOPALIVE {alive}
+  stopdeaf S R   R rounds, sizes S (comma-separated) in turn:      STOPDEAF {<size>: [...]}
+                 stop_all() of threads that ignore the flag
 EOF ends the host. Times are seconds unless named *_ns.
 """
 
@@ -50,6 +55,8 @@ ECHO_METHOD = "/bench.Echo/Echo"
 _say_lock = threading.Lock()
 _never_set = threading.Event()  # parked threads wait on it for good
 _parked: list[threading.Thread] = []
+_spinners: list[threading.Thread] = []
+_spinning = False  # read by every spinner on each iteration; cleared by unbusy
 
 
 def say(word: str, payload: dict[str, Any]) -> None:
@@ -90,26 +97,49 @@ def park(total: int) -> None:
         _parked.append(thread)
 
 
-def list_times(count: int, stacks: bool) -> dict[str, list[float]]:
-    """Server-side listing cost, and the part of it a suspect alone costs.
+def parked_ident() -> int:
+    """A thread that stays put for GetThread to describe: a parked one if any."""
+    return (_parked[0] if _parked else threading.main_thread()).ident or 0
 
-    `snapshot` is the registry's listing (_snapshot.snapshot_all: what
-    ListThreads serves before building protobuf records); `proc_reads` is reading every thread's
-    /proc/self/task/<tid>/stat once, as a listing does for CPU times, done
-    here by hand so it is timed without anything else.
-    """
-    snapshot, proc_reads = [], []
+
+def list_times(count: int, stacks: bool) -> dict[str, list[float]]:
+    """Server-side listing cost: the registry's listing (_snapshot.snapshot_all,
+    what ListThreads serves before building protobuf records)."""
+    snapshot = []
     for _ in range(count):
         t0 = time.perf_counter()
         _snapshot.snapshot_all(include_stacks=stacks)
-        t1 = time.perf_counter()
-        for thread in threading.enumerate():
-            with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:
-                stat.read()
-        t2 = time.perf_counter()
-        snapshot.append(t1 - t0)
-        proc_reads.append(t2 - t1)
-    return {"snapshot": snapshot, "proc_reads": proc_reads}
+        snapshot.append(time.perf_counter() - t0)
+    return {"snapshot": snapshot}
+
+
+def _spin(started: threading.Event) -> None:
+    """A bare busy loop: holds the GIL except when the interpreter hands it over."""
+    x = 0
+    started.set()
+    while _spinning:
+        x += 1
+
+
+def start_busy(count: int) -> int:
+    """`count` spinners, each running once this returns."""
+    global _spinning
+    _spinning = True
+    for _ in range(count):
+        started = threading.Event()
+        thread = threading.Thread(target=_spin, args=(started,), name="busy", daemon=True)
+        thread.start()
+        started.wait()
+        _spinners.append(thread)
+    return len(_spinners)
+
+
+def stop_busy() -> None:
+    global _spinning
+    _spinning = False
+    for thread in _spinners:
+        thread.join()
+    _spinners.clear()
 
 
 def workload(iterations: int) -> float:
@@ -155,7 +185,14 @@ def main() -> None:
                 say("RSS", {"bytes": rss_bytes()})
             elif command == "park":
                 park(int(args[0]))
-                say("PARKED", {"threads": threading.active_count(), "parked": len(_parked)})
+                say(
+                    "PARKED",
+                    {
+                        "threads": threading.active_count(),
+                        "parked": len(_parked),
+                        "ident": parked_ident(),
+                    },
+                )
             elif command == "listtime":
                 say("LISTTIME", list_times(int(args[0]), args[1] == "1"))
             elif command == "wake":
@@ -177,6 +214,14 @@ def main() -> None:
                 say("COOPMANY", {"threads": _stop_many.start_cooperating(int(args[0]))})
             elif command == "coopalive":
                 say("COOPALIVE", {"alive": _stop_many.cooperating_alive()})
+            elif command == "stopdeaf":
+                sizes = [int(size) for size in args[0].split(",")]
+                say("STOPDEAF", _stop_many.stop_deaf_rounds(sizes, int(args[1])))
+            elif command == "busy":
+                say("BUSY", {"threads": start_busy(int(args[0]))})
+            elif command == "unbusy":
+                stop_busy()
+                say("UNBUSY", {})
             else:
                 say("ERROR", {"command": line.strip()})
     finally:
