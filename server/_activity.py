@@ -34,7 +34,7 @@ class Activity(enum.Enum):
 # which known function or library module a frame runs).
 _KNOWN_WAITS = {tag: (Activity(activity), detail) for tag, (activity, detail) in WAITS.items()}
 # Innermost frames looked at to name a wait (a threadctl.get sits 4 deep).
-_WAIT_FRAMES = 6
+WAIT_FRAMES = 6
 _CALLEE_ACTIVITY = {
     "sleep": Activity.SLEEPING,
     "acquire": Activity.WAITING,
@@ -51,6 +51,13 @@ _IO_CALLEES = {
 }  # fmt: skip
 
 
+# What the frames alone say: (activity, detail, otherwise), where `otherwise`
+# is None when that is the answer, else the answer for a thread the kernel
+# does not show running ("R"). A pure function of the code objects and the
+# innermost instruction, so listings cache it per (codes, instruction).
+Judged = tuple[Activity, str, tuple[Activity, str] | None]
+
+
 def classify(
     frames: Sequence[FrameInfo], callee: str | None, kernel_state: Callable[[], str]
 ) -> tuple[Activity, str]:
@@ -58,25 +65,40 @@ def classify(
     frame's current callee (see _bytecode.current_call) and the kernel state
     letter, which is only asked for (it costs a /proc read) when it decides:
     a thread in a C call threadctl cannot name may be running or blocked."""
+    return decide(judge(frames, callee), kernel_state)
+
+
+def decide(judged: Judged, kernel_state: Callable[[], str]) -> tuple[Activity, str]:
+    """The answer of `judge`, asking the kernel only where it decides."""
+    activity, detail, otherwise = judged
+    if otherwise is None or kernel_state() == "R":
+        return activity, detail
+    return otherwise
+
+
+def judge(frames: Sequence[FrameInfo], callee: str | None) -> Judged:
+    """What `frames` and `callee` say (see Judged)."""
     if not frames:
-        return (Activity.RUNNING, "") if kernel_state() == "R" else (Activity.UNKNOWN, "")
+        return Activity.RUNNING, "", (Activity.UNKNOWN, "")
     if callee is None:
         # Between bytecodes: running, or waiting for the GIL to run.
-        return Activity.RUNNING, ""
-    known = _known_wait(tuple(frames[-_WAIT_FRAMES:]))
+        return Activity.RUNNING, "", None
+    known = _known_wait(tuple(frames[-WAIT_FRAMES:]))
     if known is not None:
-        return known
+        return (*known, None)
     if callee == "sleep":
-        return Activity.SLEEPING, "time.sleep"
+        return Activity.SLEEPING, "time.sleep", None
     if callee in _IO_CALLEES:
-        return Activity.IO, callee
+        return Activity.IO, callee, None
     if callee == "__enter__":
-        return Activity.WAITING, "with (lock or context manager)"
+        return Activity.WAITING, "with (lock or context manager)", None
     if callee in _CALLEE_ACTIVITY:
-        return _CALLEE_ACTIVITY[callee], callee
-    if kernel_state() == "R":
-        return Activity.RUNNING, f"in {callee}()" if callee else "in C code"
-    return Activity.BLOCKED, callee or "C code"
+        return _CALLEE_ACTIVITY[callee], callee, None
+    return (
+        Activity.RUNNING,
+        f"in {callee}()" if callee else "in C code",
+        (Activity.BLOCKED, callee or "C code"),
+    )
 
 
 @functools.lru_cache(maxsize=4096)

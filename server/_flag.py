@@ -16,7 +16,7 @@ from threadctl.errors import ThreadStopped
 
 def stop_requested() -> bool:
     """True once a stop has been requested for the calling thread."""
-    return registry.current().stop_event.is_set()
+    return registry.current().stop_is_requested
 
 
 def check_stop() -> None:
@@ -25,7 +25,7 @@ def check_stop() -> None:
     For code that prefers unwinding by exception (through its `finally` and
     `with` blocks) to testing a flag at every level.
     """
-    if registry.current().stop_event.is_set():
+    if registry.current().stop_is_requested:
         install_quiet_excepthook()
         raise ThreadStopped("stop requested")
 
@@ -48,7 +48,7 @@ def sleep(seconds: float) -> bool:
     """
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"sleep length must be a finite number >= 0, not {seconds!r}")
-    return registry.current().stop_event.wait(seconds)
+    return registry.current().stop_event().wait(seconds)
 
 
 def clear_stop() -> None:

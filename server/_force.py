@@ -199,7 +199,7 @@ def stop_left_thread() -> None:
         forced = state.forced
         if forced is not None:
             _end_locked(state, forced, "task_ended")
-        elif state.stop_event.is_set():
+        elif state.stop_is_requested:
             state.forget_stop_locked()  # a cooperative stop (check_stop) ended the task
 
 

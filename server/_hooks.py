@@ -66,7 +66,7 @@ def on_stop(callback: Callable[[], object]) -> StopHook:
     state = registry.current()
     hook = StopHook(state, callback)
     with state.lock:
-        if not state.stop_event.is_set():
+        if not state.stop_is_requested:
             state.hooks.append(hook)
             return hook
     _call(hook.callback)

@@ -58,15 +58,21 @@ class ForceEpisode:
     changed: threading.Event = field(default_factory=threading.Event)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class ThreadState:
-    """threadctl's bookkeeping for one thread object."""
+    """threadctl's bookkeeping for one thread object.
+
+    One per tracked thread (10,000 threads: 10,000 states), so slots, and the
+    Event a stop-aware sleep waits on is made only when a thread first
+    sleeps on it (an Event is about 1 KiB; most threads never sleep on it).
+    """
 
     identity: str
     thread_ref: weakref.ref[threading.Thread]
-    stop_event: threading.Event = field(default_factory=threading.Event)
     cooperative: bool = False
     protected: bool = False
+    # The stop request: flag, reason, time (written holding `lock`).
+    stop_is_requested: bool = False
     stop_reason: str = ""
     stop_requested_at: float = 0.0
     # `lock` guards the stop request (flag, reason, forced stop) and orders
@@ -82,29 +88,40 @@ class ThreadState:
     # stop-aware wait (threadctl.wait, get, wait_for).
     hooks: list[StopHook] = field(default_factory=list)
     wakers: list[Callable[[], object]] = field(default_factory=list)
-
-    @property
-    def stop_is_requested(self) -> bool:
-        return self.stop_event.is_set()
+    _stop_event: threading.Event | None = None  # see stop_event
 
     @property
     def force(self) -> ForceState:
         forced = self.forced
         return ForceState.NONE if forced is None else forced.state
 
+    def stop_event(self) -> threading.Event:
+        """An Event set while a stop is requested, made on first use, for
+        threads to wait on (threadctl.sleep)."""
+        with self.lock:
+            if self._stop_event is None:
+                self._stop_event = threading.Event()
+                if self.stop_is_requested:
+                    self._stop_event.set()
+            return self._stop_event
+
     def set_stop_locked(self, reason: str) -> bool:
         """Set the stop flag (holding `lock`); True if it was set already.
         The first request's reason and time are kept."""
-        already = self.stop_event.is_set()
+        already = self.stop_is_requested
         if not already:
             self.stop_reason = reason
             self.stop_requested_at = time.time()
-            self.stop_event.set()
+            self.stop_is_requested = True
+            if self._stop_event is not None:
+                self._stop_event.set()
         return already
 
     def forget_stop_locked(self) -> None:
         """The stop request is over (holding `lock`): as if never asked."""
-        self.stop_event.clear()
+        self.stop_is_requested = False
+        if self._stop_event is not None:
+            self._stop_event.clear()
         self.stop_reason = ""
         self.stop_requested_at = 0.0
         self.forced = None
@@ -133,6 +150,12 @@ class Registry:
         ident = thread.ident
         if ident is None:
             raise ValueError(f"thread {thread.name!r} has not started")
+        # The common case takes no lock (a listing asks for every thread's):
+        # a dict read is atomic, and a state is only ever replaced, never
+        # changed to another thread's.
+        state = self._states.get(ident)
+        if state is not None and state.thread_ref() is thread:
+            return state
         with self._lock:
             state = self._states.get(ident)
             if state is not None and state.thread_ref() is thread:

@@ -7,25 +7,28 @@ in-process API returns them as they are.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from threadctl import _force
-from threadctl._activity import Activity, classify
+from threadctl._activity import Activity, Judged, decide, judge
 from threadctl._core.frames import EMPTY, FrameInfo, Stack
 from threadctl._core.procfs import is_alive, native_id_of, thread_cpu_seconds, thread_state
 from threadctl._registry import ForceState, registry
-from threadctl._stacks import capture_stacks
+from threadctl._stacks import capture_stacks, judge_threads
 
-# Frames looked at to tell what a thread is doing when no stack was asked for.
-ACTIVITY_DEPTH = 8
+# What a thread without Python frames (or an exited one) looks like.
+NO_FRAMES = judge(EMPTY.frames, EMPTY.callee)
 
 
-@dataclass(frozen=True)
-class ThreadSnapshot:
+class ThreadSnapshot(NamedTuple):
     """What ListThreads/GetThread report for one thread.
 
     `partial` records describe threads that run Python code but are unknown
     to `threading` (started from C): only ident, stack and activity are known.
+
+    A named tuple, not a dataclass: a listing builds one per thread, and
+    comparing one with the last listing's (the RPC layer reuses the encoded
+    record of an equal one) is a tuple comparison in C.
     """
 
     ident: int
@@ -67,19 +70,27 @@ def snapshot(
     """Describe one thread (assigning it an identity on first sight).
 
     Args:
-        stack: the thread's stack if already captured (else captured here).
+        stack: the thread's stack if already captured (else its innermost
+            frames are judged here).
         with_stack: report the stack (else it only serves to classify).
         alive: whether the thread runs, if the caller knows.
     """
     ident = thread.ident or 0
     alive = is_alive(thread) if alive is None else alive
-    if stack is None:
-        # An exited thread (the answer to a stop) has no stack to capture.
-        stack = (
-            capture_stacks([ident], depth=ACTIVITY_DEPTH, lines=False).get(ident, EMPTY)
-            if alive
-            else EMPTY
-        )
+    if stack is not None:
+        judged = judge(stack.frames, stack.callee)
+    elif alive:
+        judged = judge_threads([ident]).get(ident, NO_FRAMES)
+    else:  # an exited thread (the answer to a stop) has no frames to judge
+        judged = NO_FRAMES
+    return describe(thread, judged, stack if with_stack else None, alive)
+
+
+def describe(
+    thread: threading.Thread, judged: Judged, stack: Stack | None, alive: bool
+) -> ThreadSnapshot:
+    """The record of `thread`, whose frames say `judged`, with `stack` shown if given."""
+    ident = thread.ident or 0
     state = registry.state_of(thread)
     native_id = native_id_of(thread)
     kernel_state = ""
@@ -89,15 +100,15 @@ def snapshot(
         kernel_state = thread_state(native_id) if alive else ""
         return kernel_state
 
-    activity, detail = classify(stack.frames, stack.callee, read_kernel_state)
+    activity, detail = decide(judged, read_kernel_state)
     forced = state.forced
     if forced is not None and forced.state is ForceState.DELIVERED and alive:
         forced = _force.settle(thread, state)  # caught (a pool worker goes on): over
     force = ForceState.NONE if forced is None else forced.state
-    pending = force is ForceState.PENDING and alive
-    if pending and not with_stack:  # blocked_in shows a line: capture with lines
-        stack = capture_stacks([ident], depth=1).get(ident, EMPTY)
-    pending = pending and bool(stack.frames)
+    blocked_in = None
+    if force is ForceState.PENDING and alive:  # blocked_in shows a line: capture with lines
+        shown = stack if stack is not None else capture_stacks([ident], depth=1).get(ident, EMPTY)
+        blocked_in = shown.frames[-1] if shown.frames else None
     return ThreadSnapshot(
         ident=ident,
         native_id=native_id,
@@ -111,12 +122,12 @@ def snapshot(
         stop_reason=state.stop_reason,
         stop_requested_at=state.stop_requested_at,
         cpu_seconds=thread_cpu_seconds(native_id) if alive else None,
-        stack=stack if with_stack else None,
+        stack=stack,
         in_critical_section=bool(state.critical_marks),
         force=force,
         forced_at=0.0 if forced is None else forced.forced_at,
         force_delivered_at=0.0 if forced is None else forced.delivered_at,
-        blocked_in=stack.frames[-1] if pending else None,
+        blocked_in=blocked_in,
         force_waits_in=forced.waits_in if forced is not None else "",
         activity=activity,
         activity_detail=detail,
@@ -130,22 +141,23 @@ def snapshot_all(include_stacks: bool = False) -> list[ThreadSnapshot]:
     Threads unknown to `threading` come last, as partial records.
     """
     threads = live_threads()
-    stacks = (
-        capture_stacks()
-        if include_stacks
-        else capture_stacks(depth=ACTIVITY_DEPTH, lines=False)  # only to classify
-    )
+    seen: dict[int, tuple[Judged, Stack | None]]
+    if include_stacks:
+        stacks = capture_stacks()
+        seen = {ident: (judge(s.frames, s.callee), s) for ident, s in stacks.items()}
+    else:
+        seen = {ident: (judged, None) for ident, judged in judge_threads().items()}
     records = [
-        snapshot(t, stacks.get(ident, EMPTY), include_stacks, alive=True)
+        describe(t, *seen.get(ident, (NO_FRAMES, EMPTY if include_stacks else None)), True)
         for ident, t in threads.items()
     ]
-    for ident, stack in stacks.items():
+    for ident, (judged, stack) in seen.items():
         if ident not in threads:
-            activity, detail = classify(stack.frames, stack.callee, str)
+            activity, detail = decide(judged, str)
             records.append(
                 ThreadSnapshot(
                     ident=ident,
-                    stack=stack if include_stacks else None,
+                    stack=stack,
                     activity=activity,
                     activity_detail=detail,
                     partial=True,

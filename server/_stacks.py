@@ -10,10 +10,23 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from threadctl._activity import WAIT_FRAMES, Judged, judge
 from threadctl._bytecode import current_call
 from threadctl._core.frames import MAX_DEPTH, Stack, frames_guarded, reset_after_fork, walk
 from threadctl._core.known_waits import tagger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType, FrameType
+
+# judge_threads' cache: (instruction, ids of the innermost frames' code
+# objects) -> what they say, and those code objects (kept alive, so the ids
+# stay theirs); valid while the tagger is the same (the same modules).
+_judged: dict[tuple[int, ...], tuple[Judged, tuple[CodeType, ...]]] = {}
+_judged_with: Callable[[CodeType], str] | None = None
+_JUDGED_LIMIT = 4096
 
 
 def capture_stacks(
@@ -40,6 +53,53 @@ def capture_stacks(
         finally:
             del frames, frame
     return stacks
+
+
+def judge_threads(idents: Iterable[int] | None = None) -> dict[int, Judged]:
+    """What each given thread running Python code is doing (all if None), as
+    far as its frames tell (see _activity.judge), keyed by ident.
+
+    For listings without stacks: no stack is kept, and the answer is cached
+    per (innermost instruction, innermost frames' code objects), which is all
+    it depends on, so a thread parked where it was last time costs a few
+    attribute reads. The cache holds code objects (never frames), at most
+    _JUDGED_LIMIT keys.
+    """
+    global _judged_with
+    wanted = None if idents is None else set(idents)
+    known_as = tagger()
+    found = {}
+    with frames_guarded():
+        if known_as is not _judged_with or len(_judged) > _JUDGED_LIMIT:
+            _judged.clear()
+            _judged_with = known_as
+        frames = sys._current_frames()
+        try:
+            for ident, frame in frames.items():
+                if wanted is None or ident in wanted:
+                    codes = _innermost_codes(frame)
+                    # By the codes' ids (a code object's own hash is computed
+                    # from its contents at every call: too slow here); the
+                    # entry keeps the code objects alive, so the ids stay theirs.
+                    key = (frame.f_lasti, *map(id, codes))
+                    hit = _judged.get(key)
+                    if hit is None:
+                        walked, _ = walk(frame, WAIT_FRAMES, False, known_as)
+                        callee = current_call(frame.f_code, frame.f_lasti)
+                        hit = _judged[key] = (judge(walked, callee), tuple(codes))
+                    found[ident] = hit[0]
+        finally:
+            del frames, frame
+    return found
+
+
+def _innermost_codes(frame: FrameType) -> list[CodeType]:
+    codes: list[CodeType] = []
+    walked: FrameType | None = frame
+    while walked is not None and len(codes) < WAIT_FRAMES:
+        codes.append(walked.f_code)
+        walked = walked.f_back
+    return codes
 
 
 if hasattr(os, "register_at_fork"):

@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from threadctl import _audit, _control
-from threadctl._core.frames import EMPTY
 from threadctl._core.procfs import is_alive
 from threadctl._hooks import run_stop_hooks
 from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceEpisode, ThreadState, registry
-from threadctl._snapshot import ACTIVITY_DEPTH, ThreadSnapshot, live_threads, snapshot
-from threadctl._stacks import capture_stacks
+from threadctl._snapshot import NO_FRAMES, ThreadSnapshot, describe, live_threads
+from threadctl._stacks import judge_threads
 
 
 @dataclass(frozen=True)
@@ -114,10 +113,10 @@ def _reports(
     states: dict[threading.Thread, ThreadState],
     forced: dict[threading.Thread, ForceEpisode],
 ) -> list[ThreadReport]:
-    """One report per thread; the stacks of those still alive are captured
+    """One report per thread; the frames of those still alive are judged
     once for all of them (a capture per thread made the report quadratic)."""
     alive = [thread for thread in targets if is_alive(thread)]
-    stacks = capture_stacks([t.ident for t in alive if t.ident], depth=ACTIVITY_DEPTH, lines=False)
+    judged = judge_threads([t.ident for t in alive if t.ident])
     reports = []
     for thread in targets:
         state, episode = states[thread], forced.get(thread)
@@ -126,7 +125,7 @@ def _reports(
                 ThreadReport(_gone(thread, state), StopOutcome.EXITED, episode is not None)
             )
             continue
-        record = snapshot(thread, stacks.get(thread.ident or 0, EMPTY), alive=True)
+        record = describe(thread, judged.get(thread.ident or 0, NO_FRAMES), None, alive=True)
         if episode is not None and episode.ended:
             outcome = _control.ENDED_OUTCOME[episode.ended]
         else:

@@ -127,7 +127,7 @@ def _wait_until(
     deadline = None if timeout is None else time.monotonic() + timeout
     with _waker(state, condition):
         while True:
-            if state.stop_event.is_set():
+            if state.stop_is_requested:
                 return _Woke.STOPPED
             if ready():
                 return _Woke.READY

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import CodeType
 
-    _Tables = tuple[dict[int, tuple[CodeType, str]], dict[str, str]]
 
 # tag -> (activity, detail). A tag is "module:Qualified.name" for one function
 # of the imported module, or "module" for any function in that module's file
@@ -55,12 +54,14 @@ WAITS: dict[str, tuple[str, str]] = {
 # at least the module's name as its tag (threadctl._force: critical sections).
 MODULES = (*dict.fromkeys(tag.partition(":")[0] for tag in WAITS), "threadctl._force")
 
-_built: tuple[tuple[object, ...], _Tables] | None = None
+_built: tuple[tuple[object, ...], Callable[[CodeType], str]] | None = None
 
 
 def tagger() -> Callable[[CodeType], str]:
     """A function from a code object to its tag ("" for code of other
-    modules), for the modules imported now. Call once per stack capture."""
+    modules), for the modules imported now. Call once per stack capture: the
+    same function comes back until one of the modules appears or changes, so
+    callers may cache what they derived from its tags while it is the same."""
     global _built
     # A module is in sys.modules before its body has run: its size tells
     # a finished import from one in progress.
@@ -68,9 +69,13 @@ def tagger() -> Callable[[CodeType], str]:
         (module, len(getattr(module, "__dict__", ()))) for module in map(sys.modules.get, MODULES)
     )
     if _built is None or _built[0] != present:
-        _built = (present, _tables())
-    by_code, by_file = _built[1]
+        _built = (present, _tag_function(*_tables()))
+    return _built[1]
 
+
+def _tag_function(
+    by_code: dict[int, tuple[CodeType, str]], by_file: dict[str, str]
+) -> Callable[[CodeType], str]:
     def tag(code: CodeType) -> str:
         hit = by_code.get(id(code))
         if hit is not None and hit[0] is code:
@@ -80,7 +85,7 @@ def tagger() -> Callable[[CodeType], str]:
     return tag
 
 
-def _tables() -> _Tables:
+def _tables() -> tuple[dict[int, tuple[CodeType, str]], dict[str, str]]:
     """Code objects of the known functions (by id: a code object's hash is
     its content, so a user's copy would compare equal), and module files."""
     by_code: dict[int, tuple[CodeType, str]] = {}

@@ -90,9 +90,9 @@ def native_id_of(thread: threading.Thread) -> int:
     threading = sys.modules.get("threading")
     if (
         native_id
-        and native_id != os.getpid()
         and threading is not None
         and thread is threading.main_thread()
+        and native_id != os.getpid()
         and not os.path.exists(f"/proc/self/task/{native_id}")
     ):
         return os.getpid()

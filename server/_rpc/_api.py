@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from threadctl import _control, _stop_all
 from threadctl._fields import process_fields
-from threadctl._rpc._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._rpc._proto_mapping import listed_records, stop_all_response, stop_response, to_proto
 from threadctl._selector import Selector
-from threadctl._snapshot import snapshot_all
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
 from threadctl.v1 import threadctl_pb2 as pb
 
@@ -26,7 +25,7 @@ def list_threads(include_stacks: bool = False) -> ThreadList:
     client's listing: `.process` and `.threads`."""
     response = pb.ListThreadsResponse(
         process=pb.ProcessInfo(**process_fields()),
-        threads=[to_proto(s) for s in snapshot_all(include_stacks=include_stacks)],
+        threads=listed_records(include_stacks),
     )
     return ThreadList.from_proto(response, include_stacks)
 

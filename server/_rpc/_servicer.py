@@ -24,10 +24,9 @@ import grpc
 
 from threadctl import _audit, _control
 from threadctl._rpc._interceptors import caller_name
-from threadctl._rpc._proto_mapping import stop_all_response, stop_response, to_proto
+from threadctl._rpc._proto_mapping import listed_records, stop_all_response, stop_response, to_proto
 from threadctl._rpc._watch import Watch
 from threadctl._selector import Selector
-from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
 from threadctl.errors import InvalidArgument, ThreadctlError, status_of
 from threadctl.v1 import threadctl_pb2 as pb
@@ -61,7 +60,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.ListThreadsRequest, context: grpc.ServicerContext
     ) -> pb.ListThreadsResponse:
         self._refuse_if_closing(context)
-        records = [to_proto(s) for s in snapshot_all(include_stacks=request.include_stacks)]
+        records = listed_records(request.include_stacks)
         return pb.ListThreadsResponse(process=self._process, threads=records)
 
     def GetThread(  # noqa: N802 - gRPC method name

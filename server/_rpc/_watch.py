@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 
-from threadctl._rpc._proto_mapping import to_proto
-from threadctl._snapshot import snapshot_all
+from threadctl._rpc._proto_mapping import listed_records
 from threadctl.v1 import threadctl_pb2 as pb
 
 
@@ -19,28 +18,29 @@ class Watch:
     def next_message(self, process: pb.ProcessInfo) -> pb.WatchThreadsResponse:
         now = time.monotonic()
         sample_time = time.time()
-        current: dict[str, pb.ThreadRecord] = {}
-        for thread in snapshot_all(include_stacks=self._include_stacks):
-            record = to_proto(thread)
-            key = thread.identity or f"partial:{thread.ident}"
-            before = self._previous.get(key)
-            elapsed = None if self._previous_time is None else now - self._previous_time
-            if (
-                elapsed
-                and before is not None
-                and before.HasField("cpu_seconds")
-                and (record.HasField("cpu_seconds"))
-            ):
-                record.cpu_share = max(0.0, record.cpu_seconds - before.cpu_seconds) / elapsed
-            current[key] = record
+        current = {
+            record.identity or f"partial:{record.ident}": record
+            for record in listed_records(self._include_stacks)
+        }
         first = self._previous_time is None
+        elapsed = 0.0 if self._previous_time is None else now - self._previous_time
         message = pb.WatchThreadsResponse(
             process=process,
             threads=current.values(),
             sample_time=sample_time,
-            interval_seconds=0.0 if first else now - (self._previous_time or now),
+            interval_seconds=elapsed,
             started=[] if first else [k for k in current if k not in self._previous],
             exited=[r for k, r in self._previous.items() if k not in current],
         )
+        # The listed records are shared (see listed_records): the shares go
+        # on the message's copies.
+        for key, copy in zip(current, message.threads, strict=True):
+            before = self._previous.get(key)
+            if elapsed and before is not None and _both_have_cpu(before, copy):
+                copy.cpu_share = max(0.0, copy.cpu_seconds - before.cpu_seconds) / elapsed
         self._previous, self._previous_time = current, now
         return message
+
+
+def _both_have_cpu(before: pb.ThreadRecord, now: pb.ThreadRecord) -> bool:
+    return before.HasField("cpu_seconds") and now.HasField("cpu_seconds")
