@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from threadctl._activity import WAIT_FRAMES, Judged, judge
 from threadctl._bytecode import current_call
@@ -28,6 +28,8 @@ _judged: dict[tuple[int, ...], tuple[Judged, tuple[CodeType, ...]]] = {}
 _judged_with: Callable[[CodeType], str] | None = None
 _JUDGED_LIMIT = 4096
 
+T = TypeVar("T")
+
 
 def capture_stacks(
     idents: Iterable[int] | None = None, depth: int = MAX_DEPTH, *, lines: bool = True
@@ -39,20 +41,13 @@ def capture_stacks(
     Threads that are not running Python code at the moment (or have exited)
     are absent from the result.
     """
-    wanted = None if idents is None else set(idents)
     known_as = tagger()
-    stacks = {}
-    with frames_guarded():
-        frames = sys._current_frames()
-        try:
-            for ident, frame in frames.items():
-                if wanted is None or ident in wanted:
-                    walked, truncated = walk(frame, depth, lines, known_as)
-                    callee = current_call(frame.f_code, frame.f_lasti)
-                    stacks[ident] = Stack(walked, truncated, callee)
-        finally:
-            del frames, frame
-    return stacks
+
+    def stack(frame: FrameType) -> Stack:
+        walked, truncated = walk(frame, depth, lines, known_as)
+        return Stack(walked, truncated, current_call(frame.f_code, frame.f_lasti))
+
+    return _over_frames(idents, stack)
 
 
 def judge_threads(idents: Iterable[int] | None = None) -> dict[int, Judged]:
@@ -66,31 +61,39 @@ def judge_threads(idents: Iterable[int] | None = None) -> dict[int, Judged]:
     _JUDGED_LIMIT keys.
     """
     global _judged_with
-    wanted = None if idents is None else set(idents)
     known_as = tagger()
-    found = {}
+    if known_as is not _judged_with or len(_judged) > _JUDGED_LIMIT:
+        _judged.clear()  # concurrent listings: at worst, work done twice
+        _judged_with = known_as
+
+    def judged(frame: FrameType) -> Judged:
+        codes = _innermost_codes(frame)
+        # By the codes' ids (a code object's own hash is computed from its
+        # contents at every call: too slow here); the entry keeps the code
+        # objects alive, so the ids stay theirs.
+        key = (frame.f_lasti, *map(id, codes))
+        hit = _judged.get(key)
+        if hit is None:
+            walked, _ = walk(frame, WAIT_FRAMES, False, known_as)
+            callee = current_call(frame.f_code, frame.f_lasti)
+            hit = _judged[key] = (judge(walked, callee), tuple(codes))
+        return hit[0]
+
+    return _over_frames(idents, judged)
+
+
+def _over_frames(idents: Iterable[int] | None, describe: Callable[[FrameType], T]) -> dict[int, T]:
+    """describe(frame) of the current frame of each thread in `idents` (all
+    if None) that runs Python code, by ident, inside frames_guarded(); no
+    frame reference outlives the guard."""
     with frames_guarded():
-        if known_as is not _judged_with or len(_judged) > _JUDGED_LIMIT:
-            _judged.clear()
-            _judged_with = known_as
         frames = sys._current_frames()
         try:
-            for ident, frame in frames.items():
-                if wanted is None or ident in wanted:
-                    codes = _innermost_codes(frame)
-                    # By the codes' ids (a code object's own hash is computed
-                    # from its contents at every call: too slow here); the
-                    # entry keeps the code objects alive, so the ids stay theirs.
-                    key = (frame.f_lasti, *map(id, codes))
-                    hit = _judged.get(key)
-                    if hit is None:
-                        walked, _ = walk(frame, WAIT_FRAMES, False, known_as)
-                        callee = current_call(frame.f_code, frame.f_lasti)
-                        hit = _judged[key] = (judge(walked, callee), tuple(codes))
-                    found[ident] = hit[0]
+            if idents is not None:
+                frames = {ident: frames[ident] for ident in set(idents) if ident in frames}
+            return {ident: describe(frame) for ident, frame in frames.items()}
         finally:
-            del frames, frame
-    return found
+            del frames
 
 
 def _innermost_codes(frame: FrameType) -> list[CodeType]:
