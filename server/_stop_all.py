@@ -115,7 +115,7 @@ def _reports(
 ) -> list[ThreadReport]:
     """One report per thread; the frames of those still alive are judged
     once for all of them (a capture per thread made the report quadratic)."""
-    alive = [thread for thread in targets if is_alive(thread)]
+    alive = {thread for thread in targets if is_alive(thread)}  # a set: looked up per thread
     judged = judge_threads([t.ident for t in alive if t.ident])
     reports = []
     for thread in targets:
