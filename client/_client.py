@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from threadctl.client import _discovery
 from threadctl.client._backend import selector_fields
@@ -75,7 +74,6 @@ class Client:
             target, token = self._local.address, self._local.token
         self._channel = open_channel(target, token=token, tls=tls)
         self._stub = pb_grpc.ThreadControlStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
 
     @classmethod
     def for_pid(cls, pid: int, *, timeout: float = DEFAULT_TIMEOUT) -> Client:
@@ -90,9 +88,14 @@ class Client:
         Raises:
             InvalidArgument: the server has no service of that name.
         """
+        # Imported here: the other commands need not load the health stubs.
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
         request = health_pb2.HealthCheckRequest(service=service)
         try:
-            response = self._health.Check(request, timeout=self.timeout)
+            response = health_pb2_grpc.HealthStub(self._channel).Check(
+                request, timeout=self.timeout
+            )
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 raise InvalidArgument(f"the server has no service named {service!r}") from None

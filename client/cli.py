@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.metadata
 import json
 import math
 import os
@@ -384,6 +383,8 @@ class _Version(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
 
     def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        import importlib.metadata  # only here: it costs every other command ~5 ms
+
         installed = []
         for package in ("grpcio", "protobuf"):
             try:
