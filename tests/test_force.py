@@ -132,6 +132,31 @@ def test_thread_blocked_in_sleep_is_stopped_when_sleep_returns(
     wait_until(lambda: _record(stub, "sleeper") is None, what="the sleeper to exit")
 
 
+def test_thread_blocked_inside_a_list_comprehension_is_stopped_when_it_returns(
+    start_host: StartHost, env: dict[str, str], stub_for
+) -> None:  # type: ignore[no-untyped-def]
+    # From CPython 3.12 an inlined comprehension runs under an exception
+    # handler of its own; a line trap set there once waited for a line under
+    # that handler, which never came: the stop stayed deferred for good.
+    host = start_host("forcible.py", "gatherer")
+    stub = stub_for(host)
+
+    def waiting() -> bool:
+        record = _record(stub, "gatherer")
+        return record is not None and record.activity_detail == "queue.Queue.get"
+
+    wait_until(waiting, what="the gatherer to wait in Queue.get")
+    stopped = cli_json(
+        "stop", str(host.tid("gatherer")), "--force", "--pid", str(host.pid), env=env
+    )
+    assert stopped["outcome"] == ("force_deferred" if LINE_TRAPS else "force_pending")
+
+    host.send("feed")
+    host.expect("FINALLY gatherer")
+    assert "GATHERED" not in host.seen
+    wait_until(lambda: _record(stub, "gatherer") is None, what="the gatherer to exit")
+
+
 def test_critical_section_defers_the_stop_until_it_ends(
     start_host: StartHost, env: dict[str, str], stub_for
 ) -> None:  # type: ignore[no-untyped-def]

@@ -33,6 +33,7 @@ leaves no room for the trap: then the stop waits for the landing thread.
 from __future__ import annotations
 
 import _thread
+import opcode
 import sys
 
 from .source import block_lines, cleanup_lines
@@ -52,7 +53,7 @@ _tool: int | None = None
 _lock = _thread.allocate_lock()  # arm and disarm run in several threads
 # code object -> {thread ident: (the stop, {task frame: its handler when armed}, spring)}
 _armed: dict[CodeType, dict[int, tuple[object, dict[FrameType, int | None], Spring]]] = {}
-_handlers: dict[CodeType, list[tuple[int, int, int]]] = {}
+_handlers: dict[CodeType, list[tuple[int, int, int | None]]] = {}
 _block_lines: dict[CodeType, set[int]] = {}  # lines inside try and with blocks
 
 
@@ -82,22 +83,62 @@ def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) ->
 
 
 def handler_at(code: CodeType, offset: int) -> int | None:
-    """The offset of the exception handler covering instruction `offset` of
-    `code` (None: an exception there leaves the function), from the code's
-    exception table (format: CPython's InternalDocs/exception_handling.md)."""
+    """The offset of the exception handler that an exception raised at
+    instruction `offset` of `code` reaches (None: it leaves the function),
+    from the code's exception table (format: CPython's
+    InternalDocs/exception_handling.md).
+
+    Handlers that only put locals back and re-raise are looked through: an
+    inlined list, dict or set comprehension (CPython 3.12 and later) runs
+    under one that restores the variable it shadowed, and an exception raised
+    inside it reaches the handler around the comprehension, as one raised on
+    the lines around it does. Without that, a stop asked while a thread was
+    inside `[q.get() for _ in range(n)]` waited for a line under the
+    comprehension's own handler, which no line after it has: it never landed."""
     if sys.version_info < (3, 11):  # no table (and no traps: see AVAILABLE)
         return None
     if code not in _handlers:
-        entries, table = [], iter(code.co_exceptiontable)
+        raw, table = [], iter(code.co_exceptiontable)
         try:
             while True:
                 start = _varint(table) * 2
                 end = start + _varint(table) * 2
-                entries.append((start, end, _varint(table) * 2))
+                raw.append((start, end, _varint(table) * 2))
                 _varint(table)  # stack depth and lasti flag
         except StopIteration:
-            _handlers[code] = entries
+            pass
+        _handlers[code] = [(start, end, _reached(code, raw, target)) for start, end, target in raw]
     return next((target for start, end, target in _handlers[code] if start <= offset < end), None)
+
+
+def _reached(code: CodeType, table: list[tuple[int, int, int]], target: int) -> int | None:
+    """The first handler from `target` on that does more than restore and re-raise."""
+    seen: set[int] = set()
+    while target not in seen and _restores_only(code.co_code, target):
+        seen.add(target)
+        covering = next((handler for start, end, handler in table if start <= target < end), None)
+        if covering is None:
+            return None  # it re-raises out of the function
+        target = covering
+    return target
+
+
+# What an inlined comprehension's handler consists of (none has inline caches).
+_RESTORING = {
+    opcode.opmap[name]
+    for name in ("SWAP", "POP_TOP", "STORE_FAST", "STORE_DEREF", "NOP", "EXTENDED_ARG")
+    if name in opcode.opmap
+}
+
+
+def _restores_only(bytecode: bytes, offset: int) -> bool:
+    """Whether the handler at `offset` only moves values into locals until it re-raises."""
+    for at in range(offset, len(bytecode), 2):
+        if bytecode[at] == opcode.opmap["RERAISE"]:
+            return True
+        if bytecode[at] not in _RESTORING:
+            return False
+    return False
 
 
 def _varint(table: Iterator[int]) -> int:

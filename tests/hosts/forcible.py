@@ -6,14 +6,17 @@ sleeper    prints SLEEPING, then time.sleep(3)
 critical   enters threadctl.critical(), waits for the `leave` command inside
 coop       waits in threadctl.sleep() until stopped
 catcher    twice: print SLEEPING catcher, time.sleep(2), catching ThreadStopped
+gatherer   takes batches of two items from `items` in a list comprehension
 
 Every thread prints `FINALLY <name>` from its finally block. Commands on
 stdin: `leave` (lets `critical` leave its section), `lock?` (prints whether
-`lock` can be taken). Audit records are printed as `AUDIT <json>`.
+`lock` can be taken), `feed` (puts two items on `items`). Audit records are
+printed as `AUDIT <json>`.
 """
 
 import json
 import logging
+import queue
 import sys
 import threading
 import time
@@ -23,6 +26,7 @@ from _hostkit import say
 import threadctl
 
 lock = threading.Lock()
+items: queue.Queue[int] = queue.Queue()
 leave = threading.Event()
 started: dict[str, threading.Event] = {}
 
@@ -96,6 +100,15 @@ def catcher() -> None:
     say(f"DONE catcher caught={caught}")
 
 
+def gatherer() -> None:
+    started["gatherer"].set()
+    while True:
+        # On CPython 3.12 and later the comprehension is inlined, under an
+        # exception handler of its own (that restores `_`, then re-raises).
+        batch = [items.get() for _ in range(2)]
+        say(f"GATHERED {len(batch)}")
+
+
 def run(name: str) -> None:
     try:
         globals()[name]()
@@ -126,4 +139,7 @@ for line in sys.stdin:
         say("LOCK " + ("acquired" if took else "busy"))
         if took:
             lock.release()
+    elif command == "feed":
+        items.put(1)
+        items.put(2)
 server.close()
