@@ -33,7 +33,6 @@ leaves no room for the trap: then the stop waits for the landing thread.
 from __future__ import annotations
 
 import _thread
-import opcode
 import sys
 
 from .source import block_lines, cleanup_lines
@@ -55,6 +54,7 @@ _lock = _thread.allocate_lock()  # arm and disarm run in several threads
 _armed: dict[CodeType, dict[int, tuple[object, dict[FrameType, int | None], Spring]]] = {}
 _handlers: dict[CodeType, list[tuple[int, int, int | None]]] = {}
 _block_lines: dict[CodeType, set[int]] = {}  # lines inside try and with blocks
+_restoring: tuple[set[int], int] | None = None  # see _comprehension_handler
 
 
 def arm(stop: object, ident: int, task: frozenset[FrameType], spring: Spring) -> bool:
@@ -98,17 +98,22 @@ def handler_at(code: CodeType, offset: int) -> int | None:
     if sys.version_info < (3, 11):  # no table (and no traps: see AVAILABLE)
         return None
     if code not in _handlers:
-        raw, table = [], iter(code.co_exceptiontable)
-        try:
-            while True:
-                start = _varint(table) * 2
-                end = start + _varint(table) * 2
-                raw.append((start, end, _varint(table) * 2))
-                _varint(table)  # stack depth and lasti flag
-        except StopIteration:
-            pass
+        raw = _table(code)
         _handlers[code] = [(start, end, _reached(code, raw, target)) for start, end, target in raw]
     return next((target for start, end, target in _handlers[code] if start <= offset < end), None)
+
+
+def _table(code: CodeType) -> list[tuple[int, int, int]]:
+    """The (start, end, handler) offsets of `code`'s exception table."""
+    entries, table = [], iter(code.co_exceptiontable)
+    try:
+        while True:
+            start = _varint(table) * 2
+            end = start + _varint(table) * 2
+            entries.append((start, end, _varint(table) * 2))
+            _varint(table)  # stack depth and lasti flag
+    except StopIteration:
+        return entries
 
 
 def _reached(code: CodeType, table: list[tuple[int, int, int]], target: int) -> int | None:
@@ -123,22 +128,34 @@ def _reached(code: CodeType, table: list[tuple[int, int, int]], target: int) -> 
     return target
 
 
-# What an inlined comprehension's handler consists of (none has inline caches).
-_RESTORING = {
-    opcode.opmap[name]
-    for name in ("SWAP", "POP_TOP", "STORE_FAST", "STORE_DEREF", "NOP", "EXTENDED_ARG")
-    if name in opcode.opmap
-}
-
-
 def _restores_only(bytecode: bytes, offset: int) -> bool:
-    """Whether the handler at `offset` only moves values into locals until it re-raises."""
+    """Whether the handler at `offset` only moves values into locals until it
+    re-raises (none of those instructions has inline caches)."""
+    global _restoring
+    if _restoring is None:
+        _restoring = _comprehension_handler()
+    moves, reraise = _restoring
     for at in range(offset, len(bytecode), 2):
-        if bytecode[at] == opcode.opmap["RERAISE"]:
+        if bytecode[at] == reraise:
             return True
-        if bytecode[at] not in _RESTORING:
+        if bytecode[at] not in moves:
             return False
     return False
+
+
+def _comprehension_handler() -> tuple[set[int], int]:
+    """The opcodes of an inlined comprehension's exception handler but its
+    last, and that last one (RERAISE), read off one compiled here: the opcode
+    module would load a C extension (_opcode) into a one-shot's target, which
+    must be left as it was found. (A handler restoring a local numbered over
+    255 has an EXTENDED_ARG, not learnt here: it is not looked through.)"""
+    module = compile("def f():\n    return [x for x in ()]\n", "<threadctl>", "exec")
+    (code,) = [c for c in module.co_consts if hasattr(c, "co_exceptiontable")]
+    entries = _table(code)
+    if not entries:  # CPython 3.11: the comprehension is a function of its own
+        return set(), -1
+    ops = code.co_code[entries[-1][2] :: 2]
+    return set(ops[:-1]), ops[-1]
 
 
 def _varint(table: Iterator[int]) -> int:
