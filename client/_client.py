@@ -28,6 +28,7 @@ from threadctl.client._models import (
     ThreadList,
     WatchSample,
 )
+from threadctl.client._task_models import CancelResult, TaskList
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -196,6 +197,19 @@ class Client:
                 raise self._translate(error) from None
         finally:
             call.cancel()
+
+    def list_tasks(self, *, include_stacks: bool = False, thread: int = 0) -> TaskList:
+        """The asyncio loops of the target process and their pending tasks
+        (only the loop run by `thread`, a TID or ident, if given)."""
+        request = pb.ListTasksRequest(include_stacks=include_stacks, thread=thread)
+        return TaskList.from_proto(self._call(self._stub.ListTasks, request), include_stacks)
+
+    def cancel_task(self, task_id: int, *, reason: str = "", wait: float = 0.0) -> CancelResult:
+        """Cancel one asyncio task (Task.cancel on its loop); with `wait`,
+        wait up to that many seconds for it to finish."""
+        request = pb.CancelTaskRequest(task_id=task_id, reason=reason, wait_seconds=wait)
+        timeout = self.timeout + max(wait, 0)
+        return CancelResult.from_proto(self._call(self._stub.CancelTask, request, timeout))
 
     def close(self) -> None:
         self._channel.close()

@@ -19,12 +19,13 @@ HELP = """Exit codes (stable, for scripts):
     1  unexpected error (of the server, or the output could not be written)
     2  usage error (bad arguments, or a request the server called malformed)
     3  target not found or unreachable (`health`: or not serving)
-    4  no such thread
+    4  no such thread (`cancel`: no such pending task)
     5  refused (protected thread, the id now names another thread, forced
        stops disabled or impossible for that thread; attach: not a CPython
        process, unsupported version, opted out of remote debugging)
     6  not exited when --wait ran out (the stop request stands; with --force:
-       the exception is pending, deferred, or was caught)
+       the exception is pending, deferred, or was caught; `cancel`: the task
+       has not finished, or caught the cancellation)
     7  not allowed (no or wrong credentials, no permission to stop, no
        permission to ptrace the process)
     8  attach failed (injection failed, deadline passed, import failed inside

@@ -20,6 +20,7 @@ from threadctl.client._models import (
     WatchSample,
 )
 from threadctl.client._printable import printable_copy
+from threadctl.client._task_models import CancelResult, LoopInfo, TaskInfo, TaskList
 
 
 def thread_table(listing: ThreadList) -> str:
@@ -105,6 +106,99 @@ def dump_text(listing: ThreadList) -> str:
         if not t.stack:
             out.append("    (no Python frame)")
     return "\n".join(out)
+
+
+def tasks_text(listing: TaskList, with_stacks: bool) -> str:
+    """The `threadctl tasks` text: per event loop a line saying which thread
+    runs it and whether it turns (BLOCKED, naming the step that holds it),
+    then its tasks, as a table or (with stacks) one block each."""
+    listing = printable_copy(listing)
+    process = listing.process
+    out = [
+        f"PID {process.pid}  {_clip(' '.join(process.argv) or '?', 60)}  (Python"
+        f" {process.python_version}, {len(listing.loops)} event loops,"
+        f" {len(listing.tasks)} pending tasks)",
+    ]
+    names = {task.task_id: task.name for task in listing.tasks}
+    for loop in listing.loops:
+        tasks = [task for task in listing.tasks if task.loop_id == loop.loop_id]
+        out += ["", _loop_line(loop, names)]
+        if with_stacks:
+            out += [line for task in tasks for line in _task_block(task)]
+            continue
+        rows = [("TASK", "NAME", "STATE", "COROUTINE", "AWAITING", "AWAITED BY")]
+        rows += [
+            (
+                str(task.task_id),
+                _clip(task.name, 32),
+                task.state,
+                _clip(task.coroutine, 40),
+                _clip(task.awaiting or "-", 40),
+                ",".join(map(str, task.awaited_by)) or "-",
+            )
+            for task in tasks
+        ]
+        out += ["  " + line for line in columns(rows, right_aligned={0})]
+    if not listing.loops:
+        out.append("no asyncio task is pending in this process")
+    return "\n".join(out)
+
+
+def _loop_line(loop: LoopInfo, names: dict[int, str]) -> str:
+    where = f"thread {loop.thread_native_id} ({_clip(loop.thread_name, 32)})"
+    head = f"loop {loop.loop_id} ({loop.loop_class.rpartition('.')[2]})"
+    if not loop.running:
+        return f"{head}: not running"
+    if not loop.stalled_seconds:
+        return f"{head} in {where}: turning"
+    step = (
+        f"task {loop.current_task_id} ({names.get(loop.current_task_id, '?')})"
+        if loop.current_task_id
+        else "a callback"
+    )
+    return (
+        f"{head} in {where}: BLOCKED for {loop.stalled_seconds:.2f} s by {step}"
+        f" (`threadctl stop {loop.thread_native_id} --force` ends that step)"
+    )
+
+
+def _task_block(task: TaskInfo) -> list[str]:
+    lines = [
+        f"  task {task.task_id} '{task.name}' ({task.state}): {task.coroutine}"
+        + (f", awaiting {task.awaiting}" if task.awaiting else "")
+        + (f", awaited by {', '.join(map(str, task.awaited_by))}" if task.awaited_by else "")
+    ]
+    for frame in task.stack or []:
+        line = str(frame.line) if frame.line else "unknown"
+        lines.append(f'    File "{frame.filename}", line {line}, in {frame.function}')
+    return lines
+
+
+def cancel_summary(result: CancelResult) -> str:
+    """One line that says what the cancellation achieved."""
+    result = printable_copy(result)
+    t = result.task
+    who = f"task {t.task_id} ({t.name})"
+    after = f"after {result.waited_seconds:.2f} s"
+    if result.outcome == "cancelled":
+        return f"{who} was cancelled {after}"
+    if result.outcome == "finished":
+        return (
+            f"{who} finished {after}, but not as cancelled: it returned or raised while"
+            " handling the cancellation"
+        )
+    if result.outcome == "cancelling":
+        return (
+            f"{who} is still cancelling {after}: it runs its cleanup, or its loop has not"
+            " turned to deliver the cancellation (see `threadctl tasks`)"
+        )
+    if result.outcome == "ignored":
+        awaiting = f" (it awaits {t.awaiting})" if t.awaiting else ""
+        return (
+            f"{who} caught the cancellation and goes on{awaiting}; the request is over, a new"
+            " cancel may try again"
+        )
+    return f"cancellation of {who} requested: it is raised in the task when it next runs"
 
 
 def ps_table(rows: list[tuple[int, str, str, int | None, str]]) -> str:

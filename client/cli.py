@@ -162,6 +162,28 @@ def cmd_health(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK if status == "SERVING" else Exit.UNREACHABLE
 
 
+def cmd_tasks(client: Client, args: argparse.Namespace) -> Exit:
+    """List the asyncio event loops and their pending tasks: what each awaits, and
+    which loop is blocked by which task."""
+    listing = client.list_tasks(include_stacks=args.stacks, thread=args.thread or 0)
+    if args.json:
+        _print_json(listing.to_json())
+    else:
+        print(_render.tasks_text(listing, args.stacks))
+    return Exit.OK
+
+
+def cmd_cancel(client: Client, args: argparse.Namespace) -> Exit:
+    """Cancel one asyncio task (Task.cancel on its own loop); --wait for it to finish."""
+    result = client.cancel_task(args.task_id, reason=args.reason, wait=args.wait)
+    if args.json:
+        _print_json(result.to_json())
+    else:
+        print(_render.cancel_summary(result))
+    finished = result.outcome in ("requested", "cancelled", "finished")
+    return Exit.OK if finished else Exit.STILL_RUNNING
+
+
 def cmd_ps(args: argparse.Namespace) -> Exit:
     """List this user's processes that run a threadctl server (as root: every user's)."""
     rows = []
@@ -532,6 +554,28 @@ def _parser() -> argparse.ArgumentParser:
 
     show = attachable(command("show", cmd_show))
     show.add_argument("tid", type=_thread_arg, metavar="THREAD", help=_THREAD_HELP)
+
+    tasks = command("tasks", cmd_tasks)
+    tasks.add_argument("--stacks", action="store_true", help="include each task's await chain")
+    tasks.add_argument(
+        "--thread",
+        type=_positive_int,
+        default=None,
+        metavar="TID",
+        help="only the loop that this thread runs (a kernel TID or an ident)",
+    )
+    cancel = command("cancel", cmd_cancel)
+    cancel.add_argument(
+        "task_id", type=_positive_int, metavar="TASK", help="task id, as `threadctl tasks` shows"
+    )
+    cancel.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the task to finish (exit code 6 if it did not)",
+    )
+    cancel.add_argument("--reason", default="", help="why (recorded in the audit log)")
 
     stop = attachable(command("stop", cmd_stop))
     stop.add_argument("tid", type=_thread_arg, metavar="THREAD", nargs="?", help=_THREAD_HELP)

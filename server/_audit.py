@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from threadctl._control import StopResult
     from threadctl._stop_all import StopAllResult, ThreadReport
+    from threadctl._tasks.cancel import CancelResult
 
 logger = logging.getLogger("threadctl.audit")
 
@@ -71,7 +72,7 @@ def stop_refused(
 
 
 def refused(*, action: str, caller: str, error: Exception | str, **fields: object) -> None:
-    """A control request refused before it acted (`action`: stop, stop_all).
+    """A control request refused before it acted (`action`: stop, stop_all, cancel).
 
     A refused request's reason may be over-long or hold control characters
     (that may be why it was refused): it is cut to 1024 characters, and the
@@ -79,6 +80,22 @@ def refused(*, action: str, caller: str, error: Exception | str, **fields: objec
     if isinstance(fields.get("reason"), str):
         fields["reason"] = str(fields["reason"])[:1024]
     _emit({"action": action, "caller": caller, **fields, "outcome": "refused", "error": str(error)})
+
+
+def task_cancelled(*, caller: str, result: CancelResult, reason: str) -> None:
+    task = result.task
+    _emit(
+        {
+            "action": "cancel",
+            "caller": caller,
+            "task_id": task.task_id,
+            "name": task.name,
+            "coroutine": task.coroutine,
+            "loop_id": task.loop_id,
+            "reason": reason,
+            "outcome": result.outcome.value,
+        }
+    )
 
 
 def thread_ended(thread: threading.Thread | None, *, forced: bool) -> None:

@@ -21,6 +21,8 @@ from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot
 from threadctl._stop_all import StopAllResult
+from threadctl._tasks.cancel import CancelResult
+from threadctl._tasks.listing import Listing, LoopSnapshot, TaskSnapshot
 from threadctl._version import __version__
 
 Fields = dict[str, Any]
@@ -94,6 +96,40 @@ def stop_all_fields(result: StopAllResult) -> Fields:
             for report in result.threads
         ],
         "all_exited": result.all_exited,
+        "waited_seconds": result.waited_seconds,
+    }
+
+
+def loop_fields(loop: LoopSnapshot) -> Fields:
+    """A LoopRecord's fields."""
+    return loop._asdict()
+
+
+def task_fields(task: TaskSnapshot) -> Fields:
+    """A TaskRecord's fields."""
+    fields = task._asdict()
+    fields["state"] = f"TASK_STATE_{task.state.name}"
+    fields["awaited_by"] = list(task.awaited_by)
+    if task.stack is None:
+        del fields["stack"]
+    else:
+        fields["stack"] = [frame_fields(f) for f in task.stack]
+    return fields
+
+
+def tasks_fields(listing: Listing) -> Fields:
+    """A ListTasksResponse's fields but `process`."""
+    return {
+        "loops": [loop_fields(loop) for loop in listing.loops],
+        "tasks": [task_fields(task) for task in listing.tasks],
+    }
+
+
+def cancel_fields(result: CancelResult) -> Fields:
+    """A CancelTaskResponse's fields."""
+    return {
+        "outcome": f"CANCEL_OUTCOME_{result.outcome.name}",
+        "task": task_fields(result.task),
         "waited_seconds": result.waited_seconds,
     }
 

@@ -1,5 +1,6 @@
-"""What a stop achieved: one enum for the in-process API (threadctl.stop)
-and the client (threadctl.client), so both answer in the same type.
+"""What a stop or a task's cancellation achieved: one enum each for the
+in-process API (threadctl.stop) and the client (threadctl.client), so both
+answer in the same type.
 
 A str enum: a member compares equal to its value (`outcome == "exited"`),
 prints as it, and is written to JSON as it, as the CLI's `--json` promises.
@@ -21,6 +22,21 @@ class StopOutcome(str, enum.Enum):
     FORCE_DELIVERED = "force_delivered"  # raised, the thread is unwinding
     TASK_ENDED = "task_ended"  # raised and caught: the task ended, the thread goes on
     MOVED_ON = "moved_on"  # the code it was meant for finished before it could land
+    # Client side only: an outcome a newer server sent that this one does not know.
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class CancelOutcome(str, enum.Enum):
+    """What cancelling an asyncio task achieved (see CancelOutcome in the proto)."""
+
+    REQUESTED = "requested"  # scheduled on its loop, no wait asked for
+    CANCELLED = "cancelled"  # finished as cancelled
+    FINISHED = "finished"  # finished otherwise: returned or raised
+    CANCELLING = "cancelling"  # not delivered yet, or running its cleanup
+    IGNORED = "ignored"  # caught the CancelledError and went on
     # Client side only: an outcome a newer server sent that this one does not know.
     UNKNOWN = "unknown"
 

@@ -19,6 +19,14 @@ class ThreadNotFound(ThreadctlError, LookupError):
     """No live thread has the given ident or native id."""
 
 
+class TaskNotFound(ThreadctlError, LookupError):
+    """No pending asyncio task has that id (it finished, or none had it)."""
+
+
+class LoopClosed(ThreadctlError):
+    """The task's event loop is closed: nothing will run the task again."""
+
+
 class IdentityMismatch(ThreadctlError):
     """The id now names a different thread than the one the caller saw."""
 
@@ -77,6 +85,8 @@ class ThreadStopped(BaseException):
 STATUS_OF: dict[type[Exception], str] = {
     InvalidArgument: "INVALID_ARGUMENT",
     ThreadNotFound: "NOT_FOUND",
+    TaskNotFound: "NOT_FOUND",
+    LoopClosed: "FAILED_PRECONDITION",
     IdentityMismatch: "FAILED_PRECONDITION",
     ProtectedThread: "FAILED_PRECONDITION",
     UnsupportedRuntime: "FAILED_PRECONDITION",

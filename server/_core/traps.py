@@ -105,6 +105,8 @@ def handler_at(code: CodeType, offset: int) -> int | None:
 
 def _table(code: CodeType) -> list[tuple[int, int, int]]:
     """The (start, end, handler) offsets of `code`'s exception table."""
+    if sys.version_info < (3, 11):  # no table
+        return []
     entries, table = [], iter(code.co_exceptiontable)
     try:
         while True:

@@ -44,6 +44,7 @@ _current = threading.local()
 CONTROL_METHODS = {
     "/threadctl.v1.ThreadControl/StopThread": "stop",
     "/threadctl.v1.ThreadControl/StopAllThreads": "stop_all",
+    "/threadctl.v1.ThreadControl/CancelTask": "cancel",
 }
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from threadctl._control import StopResult
 from threadctl._core.frames import gc_paused
-from threadctl._fields import record_fields, stop_all_fields, stop_fields
+from threadctl._fields import (
+    cancel_fields,
+    record_fields,
+    stop_all_fields,
+    stop_fields,
+    tasks_fields,
+)
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._stop_all import StopAllResult
+from threadctl._tasks.cancel import CancelResult
+from threadctl._tasks.listing import Listing
 from threadctl.v1 import threadctl_pb2 as pb
 
 
@@ -62,3 +70,11 @@ def stop_response(result: StopResult) -> pb.StopThreadResponse:
 
 def stop_all_response(result: StopAllResult) -> pb.StopAllThreadsResponse:
     return pb.StopAllThreadsResponse(**stop_all_fields(result))
+
+
+def tasks_response(process: pb.ProcessInfo, listing: Listing) -> pb.ListTasksResponse:
+    return pb.ListTasksResponse(process=process, **tasks_fields(listing))
+
+
+def cancel_response(result: CancelResult) -> pb.CancelTaskResponse:
+    return pb.CancelTaskResponse(**cancel_fields(result))

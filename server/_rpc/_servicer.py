@@ -24,10 +24,19 @@ import grpc
 
 from threadctl import _audit, _control
 from threadctl._rpc._interceptors import caller_name
-from threadctl._rpc._proto_mapping import listed_records, stop_all_response, stop_response, to_proto
+from threadctl._rpc._proto_mapping import (
+    cancel_response,
+    listed_records,
+    stop_all_response,
+    stop_response,
+    tasks_response,
+    to_proto,
+)
 from threadctl._rpc._watch import Watch
 from threadctl._selector import Selector
 from threadctl._stop_all import stop_all
+from threadctl._tasks.cancel import cancel_task
+from threadctl._tasks.listing import list_tasks
 from threadctl.errors import InvalidArgument, ThreadctlError, status_of
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
@@ -190,6 +199,50 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                     cancelled.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
         finally:
             self._watch_slots.release()
+
+    def ListTasks(  # noqa: N802 - gRPC method name
+        self, request: pb.ListTasksRequest, context: grpc.ServicerContext
+    ) -> pb.ListTasksResponse:
+        self._refuse_if_closing(context)
+        listing = list_tasks(request.include_stacks, request.thread)
+        if request.thread and not listing.loops:
+            context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no event loop with pending tasks runs in thread {request.thread}",
+            )
+        return tasks_response(self._process, listing)
+
+    def CancelTask(  # noqa: N802 - gRPC method name
+        self, request: pb.CancelTaskRequest, context: grpc.ServicerContext
+    ) -> pb.CancelTaskResponse:
+        def refuse(code: grpc.StatusCode, message: str) -> NoReturn:
+            _audit.refused(
+                action="cancel",
+                caller=caller_name(context),
+                error=message,
+                task_id=request.task_id,
+                reason=request.reason,
+            )
+            context.abort(code, message)
+            raise AssertionError("context.abort returned")  # pragma: no cover
+
+        if self._closing.is_set():
+            refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
+        if not request.task_id:
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, "task_id: set the id of a listed task")
+        try:
+            result = cancel_task(
+                request.task_id,
+                reason=request.reason,
+                wait=request.wait_seconds,
+                caller=caller_name(context),
+                abandoned=lambda: self._caller_gone(context),
+            )
+        except InvalidArgument as error:  # raised before cancel_task audits anything
+            refuse(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except ThreadctlError as error:  # audited by cancel_task
+            _abort(context, error)
+        return cancel_response(result)
 
     def _caller_gone(self, context: grpc.ServicerContext) -> bool:
         """True when a wait should end now: server closing, call cancelled,
