@@ -96,7 +96,7 @@ def test_tasks_of_every_loop_with_what_each_awaits(
             assert tasks[name]["awaited_by"] == [supervisor["task_id"]]
     functions = [frame["function"] for frame in handler_stack(listing, handler["task_id"])]
     assert functions[0] == "serve"  # the await chain, innermost last
-    assert "StreamReader.readline" in functions
+    assert "StreamReader.readline" in functions or "readline" in functions  # 3.10: no qualname
     assert all(t["loop_id"] in (main_loop["loop_id"], side_loop["loop_id"]) for t in tasks.values())
 
     only_side = _tasks(app, env, "--thread", str(app.tid("side-loop")))

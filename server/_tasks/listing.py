@@ -26,7 +26,7 @@ from threadctl._tasks import found, probe
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
-    from types import FrameType
+    from types import CodeType, FrameType
 
 
 class TaskState(enum.Enum):
@@ -224,8 +224,28 @@ def _asyncio_call(frames: list[FrameType]) -> str:
     for frame in frames:
         module = frame.f_globals.get("__name__", "")
         if isinstance(module, str) and module.startswith("asyncio."):
-            return f"asyncio.{qualname(frame.f_code)}"
+            return f"asyncio.{_qualname_in(frame.f_code, frame.f_globals)}"
     return ""
+
+
+_QUALNAMES: dict[CodeType, str] = {}  # asyncio's code objects only: bounded
+
+
+def _qualname_in(code: CodeType, module: dict[str, object]) -> str:
+    """The qualified name of a function of `module` (CPython 3.10 has no
+    co_qualname: the class is found by the code object, not by the frame's
+    `self`, which would mean reading the locals of a frame that may run)."""
+    known: str | None = getattr(code, "co_qualname", None) or _QUALNAMES.get(code)
+    if known is None:
+        known = code.co_name
+        for value in list(module.values()):
+            if isinstance(value, type) and any(
+                getattr(member, "__code__", None) is code for member in vars(value).values()
+            ):
+                known = f"{value.__qualname__}.{code.co_name}"
+                break
+        _QUALNAMES[code] = known
+    return known
 
 
 def _coroutine_name(coro: object) -> str:
