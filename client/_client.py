@@ -204,10 +204,15 @@ class Client:
         request = pb.ListTasksRequest(include_stacks=include_stacks, thread=thread)
         return TaskList.from_proto(self._call(self._stub.ListTasks, request), include_stacks)
 
-    def cancel_task(self, task_id: int, *, reason: str = "", wait: float = 0.0) -> CancelResult:
+    def cancel_task(
+        self, task_id: int, *, reason: str = "", wait: float = 0.0, force: bool = False
+    ) -> CancelResult:
         """Cancel one asyncio task (Task.cancel on its loop); with `wait`,
-        wait up to that many seconds for it to finish."""
-        request = pb.CancelTaskRequest(task_id=task_id, reason=reason, wait_seconds=wait)
+        wait up to that many seconds for it to finish. With `force`, end the
+        task its loop runs now by raising threadctl.ForcedStop in its code."""
+        request = pb.CancelTaskRequest(
+            task_id=task_id, reason=reason, wait_seconds=wait, force=force
+        )
         timeout = self.timeout + max(wait, 0)
         return CancelResult.from_proto(self._call(self._stub.CancelTask, request, timeout))
 

@@ -151,14 +151,13 @@ def _loop_line(loop: LoopInfo, names: dict[int, str]) -> str:
         return f"{head}: not running"
     if not loop.stalled_seconds:
         return f"{head} in {where}: turning"
-    step = (
-        f"task {loop.current_task_id} ({names.get(loop.current_task_id, '?')})"
-        if loop.current_task_id
-        else "a callback"
-    )
+    blocked = f"{head} in {where}: BLOCKED for {loop.stalled_seconds:.2f} s by"
+    if not loop.current_task_id:
+        return f"{blocked} a callback"
+    name = names.get(loop.current_task_id, "?")
     return (
-        f"{head} in {where}: BLOCKED for {loop.stalled_seconds:.2f} s by {step}"
-        f" (`threadctl stop {loop.thread_native_id} --force` ends that step)"
+        f"{blocked} task {loop.current_task_id} ({name})"
+        f" (`threadctl cancel {loop.current_task_id} --force` ends it)"
     )
 
 
@@ -197,6 +196,18 @@ def cancel_summary(result: CancelResult) -> str:
         return (
             f"{who} caught the cancellation and goes on{awaiting}; the request is over, a new"
             " cancel may try again"
+        )
+    if result.outcome == "force_ended":
+        return f"{who} was ended by a forced stop {after}; its loop goes on"
+    if result.outcome == "force_pending":
+        return (
+            f"forced stop of {who} is not done {after}: it waits to be raised in the task's"
+            " code (blocked in a C call?), or the task is still unwinding"
+        )
+    if result.outcome == "moved_on":
+        return (
+            f"{who} awaited before the forced stop could be raised in it: nothing was raised,"
+            " and the request is over (a cancel without --force reaches it now)"
         )
     return f"cancellation of {who} requested: it is raised in the task when it next runs"
 

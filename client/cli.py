@@ -174,13 +174,16 @@ def cmd_tasks(client: Client, args: argparse.Namespace) -> Exit:
 
 
 def cmd_cancel(client: Client, args: argparse.Namespace) -> Exit:
-    """Cancel one asyncio task (Task.cancel on its own loop); --wait for it to finish."""
-    result = client.cancel_task(args.task_id, reason=args.reason, wait=args.wait)
+    """Cancel one asyncio task (Task.cancel on its own loop); --wait for it to finish;
+    --force ends the task that blocks its loop."""
+    result = client.cancel_task(args.task_id, reason=args.reason, wait=args.wait, force=args.force)
     if args.json:
         _print_json(result.to_json())
     else:
         print(_render.cancel_summary(result))
-    finished = result.outcome in ("requested", "cancelled", "finished")
+    if result.outcome == "moved_on":
+        return Exit.TASK_ENDED
+    finished = result.outcome in ("requested", "cancelled", "finished", "force_ended")
     return Exit.OK if finished else Exit.STILL_RUNNING
 
 
@@ -574,6 +577,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SECONDS",
         help="wait up to SECONDS for the task to finish (exit code 6 if it did not)",
+    )
+    cancel.add_argument(
+        "--force",
+        action="store_true",
+        help="for the task that blocks its loop (`tasks` shows BLOCKED): raise"
+        " threadctl.ForcedStop in its code, ending that task only",
     )
     cancel.add_argument("--reason", default="", help="why (recorded in the audit log)")
 

@@ -82,7 +82,7 @@ def refused(*, action: str, caller: str, error: Exception | str, **fields: objec
     _emit({"action": action, "caller": caller, **fields, "outcome": "refused", "error": str(error)})
 
 
-def task_cancelled(*, caller: str, result: CancelResult, reason: str) -> None:
+def task_cancelled(*, caller: str, result: CancelResult, reason: str, forced: bool) -> None:
     task = result.task
     _emit(
         {
@@ -94,6 +94,7 @@ def task_cancelled(*, caller: str, result: CancelResult, reason: str) -> None:
             "loop_id": task.loop_id,
             "reason": reason,
             "outcome": result.outcome.value,
+            "forced": forced,
         }
     )
 

@@ -33,7 +33,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from types import CodeType, TracebackType
+from types import CodeType, FrameType, TracebackType
 from typing import TypeVar
 
 from threadctl import _audit, _native, _os_names
@@ -93,9 +93,19 @@ class ForcedStop(ThreadStopped):
             forced.changed.set()
 
 
-def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpisode | None:
+def force(
+    thread: threading.Thread,
+    state: ThreadState,
+    reason: str,
+    within: list[FrameType] | None = None,
+) -> ForceEpisode | None:
     """Start a forced stop of `thread` and set its stop flag. Returns the new
     episode, or None if one is still in progress (the caller reports that one).
+
+    `within` (outermost first) confines the stop to those frames, for an
+    asyncio task that holds its loop: it lands only while one of them runs
+    (the task's coroutine, or what it calls), never in the loop's own code
+    or another task; once none runs (the task awaited), the stop is over.
 
     Raises:
         ProtectedThread: the thread cannot be forced (not started by
@@ -123,7 +133,7 @@ def force(thread: threading.Thread, state: ThreadState, reason: str) -> ForceEpi
             episode.landing, episode.waits_in = None, _CRITICAL_SECTION
         else:
             try:
-                episode.landing = _observe(thread)
+                episode.landing = _observe(thread, within)
             except ProtectedThread:
                 if current is not None:
                     return None  # keep the stop deferred as it was
@@ -203,9 +213,9 @@ def stop_left_thread() -> None:
             state.forget_stop_locked()  # a cooperative stop (check_stop) ended the task
 
 
-def _observe(thread: threading.Thread) -> Landing:
+def _observe(thread: threading.Thread, within: list[FrameType] | None = None) -> Landing:
     try:
-        return observe(thread.ident or 0)
+        landing = observe(thread.ident or 0)
     except NoLandingPlace as error:
         raise ProtectedThread(
             f"thread {thread.name!r} cannot be forced now: {error}; nothing was stopped"
@@ -214,6 +224,15 @@ def _observe(thread: threading.Thread) -> Landing:
         raise ThreadNotFound(
             f"thread {thread.ident} exited before the stop could be sent"
         ) from None
+    if within is None:
+        return landing
+    task = [frame for frame in within if frame in landing.task]
+    if not task:
+        raise ProtectedThread(
+            f"thread {thread.name!r} no longer runs the code the stop was meant for; nothing"
+            " was stopped"
+        )
+    return Landing(landing.ident, task, landing.descendants_ok, landing.waits_in)
 
 
 def stop_loop(function: _Function) -> _Function:

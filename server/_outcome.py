@@ -37,6 +37,9 @@ class CancelOutcome(str, enum.Enum):
     FINISHED = "finished"  # finished otherwise: returned or raised
     CANCELLING = "cancelling"  # not delivered yet, or running its cleanup
     IGNORED = "ignored"  # caught the CancelledError and went on
+    FORCE_ENDED = "force_ended"  # forced: ForcedStop ended the task
+    FORCE_PENDING = "force_pending"  # forced: not raised yet, or still unwinding
+    MOVED_ON = "moved_on"  # forced: the task awaited first; nothing raised
     # Client side only: an outcome a newer server sent that this one does not know.
     UNKNOWN = "unknown"
 

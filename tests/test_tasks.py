@@ -187,7 +187,7 @@ def test_bad_task_ids_and_waits_are_refused_with_their_exit_codes(
         assert "Traceback" not in result.stderr
 
 
-def test_a_blocked_loop_names_its_task_and_a_forced_stop_ends_only_that_task(
+def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
     app: Host, env: dict[str, str], client_of: Callable[[], socket.socket]
 ) -> None:
     connection = client_of()
@@ -209,17 +209,32 @@ def test_a_blocked_loop_names_its_task_and_a_forced_stop_ends_only_that_task(
     table = run_cli("tasks", "--pid", str(app.pid), env=env).stdout
     assert "BLOCKED for " in table
     assert f"by task {blocker['task_id']} (blocker)" in table
+    assert f"`threadctl cancel {blocker['task_id']} --force` ends it" in table
 
-    stopped = run_cli(
-        "stop", str(main_tid), "--force", "--allow-main", "--wait", "10", "--json",
+    not_running = run_cli(
+        "cancel", str(_by_name(listing)["stubborn"]["task_id"]), "--force", "--pid", str(app.pid),
+        env=env,
+    )  # fmt: skip
+    assert not_running.returncode == 5
+    assert "is not running a step now (it waits at an await)" in not_running.stderr
+
+    forced = cli_json(
+        "cancel", str(blocker["task_id"]), "--force", "--wait", "10", "--reason", "hogs the loop",
         "--pid", str(app.pid), env=env,
     )  # fmt: skip
 
-    assert stopped.returncode == 9, stopped.stderr  # the task ended; the loop's thread goes on
-    assert json.loads(stopped.stdout)["outcome"] == "task_ended"
+    assert forced["outcome"] == "force_ended"
+    assert forced["task"]["state"] == "done"
     app.expect("BLOCKER ended ForcedStop")
     assert _echo(connection, b"after\n") == b"after\n"  # the loop serves again
     after = _tasks(app, env)
     assert "blocker" not in _by_name(after)
     assert "stubborn" in _by_name(after)
     assert all(loop["stalled_seconds"] == 0 for loop in after["loops"])
+    main = next(t for t in cli_json("list", "--pid", str(app.pid), env=env)["threads"] if t["main"])
+    assert main["stop_state"] == "none"  # the loop's thread was not asked to stop
+    records = [json.loads(app.expect("AUDIT ")[len("AUDIT ") :]) for _ in range(2)]
+    assert [(r["action"], r["outcome"], r["forced"]) for r in records] == [
+        ("cancel", "refused", True),
+        ("cancel", "force_ended", True),
+    ]

@@ -36,6 +36,7 @@ from threadctl._rpc._watch import Watch
 from threadctl._selector import Selector
 from threadctl._stop_all import stop_all
 from threadctl._tasks.cancel import cancel_task
+from threadctl._tasks.force import force_task
 from threadctl._tasks.listing import list_tasks
 from threadctl.errors import InvalidArgument, ThreadctlError, status_of
 from threadctl.v1 import threadctl_pb2 as pb
@@ -222,6 +223,7 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                 error=message,
                 task_id=request.task_id,
                 reason=request.reason,
+                forced=request.force,
             )
             context.abort(code, message)
             raise AssertionError("context.abort returned")  # pragma: no cover
@@ -230,8 +232,10 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
             refuse(grpc.StatusCode.UNAVAILABLE, _CLOSING)
         if not request.task_id:
             refuse(grpc.StatusCode.INVALID_ARGUMENT, "task_id: set the id of a listed task")
+        if request.force and not self._allow_forced_stops:
+            refuse(grpc.StatusCode.FAILED_PRECONDITION, _FORCE_DISABLED)
         try:
-            result = cancel_task(
+            result = (force_task if request.force else cancel_task)(
                 request.task_id,
                 reason=request.reason,
                 wait=request.wait_seconds,

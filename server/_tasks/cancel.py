@@ -85,20 +85,14 @@ def cancel_task(
         LoopClosed: the task's loop is closed (audited).
     """
     validate(reason, wait, 0.0, False)
-    task = found.task_ids.find(task_id)
-    if task is None or task.done():
-        error: Exception = TaskNotFound(
-            f"no pending task {task_id} (it finished, or no listing showed one with that id)"
-        )
-        _audit.refused(action="cancel", caller=caller, error=error, task_id=task_id, reason=reason)
-        raise error
+    task = pending_task(task_id, caller=caller, reason=reason)
     message = f"cancelled by threadctl ({caller})" + (f": {reason}" if reason else "")
     cancel = _Cancel(task, message)
     try:
         task.get_loop().call_soon_threadsafe(cancel.deliver)
     except RuntimeError:  # "Event loop is closed"
         error = LoopClosed(f"task {task_id}'s event loop is closed: nothing will run it again")
-        _audit.refused(action="cancel", caller=caller, error=error, task_id=task_id, reason=reason)
+        refused(error, task_id, caller=caller, reason=reason)
         raise error from None
     started = time.monotonic()
     deadline = started + wait
@@ -109,8 +103,30 @@ def cancel_task(
         cancel.finished.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
     waited = time.monotonic() - started
     result = CancelResult(_outcome(cancel, wait), listing.describe(task), waited)
-    _audit.task_cancelled(caller=caller, result=result, reason=reason)
+    _audit.task_cancelled(caller=caller, result=result, reason=reason, forced=False)
     return result
+
+
+def pending_task(
+    task_id: int, *, caller: str, reason: str, forced: bool = False
+) -> asyncio.Task[object]:
+    """The pending task with id `task_id` (TaskNotFound, audited, if none)."""
+    task = found.task_ids.find(task_id)
+    if task is None or task.done():
+        error = TaskNotFound(
+            f"no pending task {task_id} (it finished, or no listing showed one with that id)"
+        )
+        refused(error, task_id, caller=caller, reason=reason, forced=forced)
+        raise error
+    return task
+
+
+def refused(
+    error: Exception, task_id: int, *, caller: str, reason: str, forced: bool = False
+) -> None:
+    _audit.refused(
+        action="cancel", caller=caller, error=error, task_id=task_id, reason=reason, forced=forced
+    )
 
 
 def _outcome(cancel: _Cancel, wait: float) -> CancelOutcome:
