@@ -37,6 +37,7 @@ audit.addHandler(PrintAudit())
 audit.setLevel(logging.INFO)
 audit.propagate = False
 server = threadctl.install()
+ending = threading.Event()  # stdin closed: the program ends
 
 
 async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,6 +55,8 @@ async def stubborn() -> None:
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:
+            if ending.is_set():  # asyncio.run cancels what is left at the end
+                raise
             say("STUBBORN caught")
 
 
@@ -118,6 +121,7 @@ async def main() -> None:
         for line in sys.stdin:
             if line.strip() == "block":
                 loop.call_soon_threadsafe(start_blocker)
+        ending.set()
         loop.call_soon_threadsafe(ended.set)
 
     threading.Thread(target=commands, name="commands", daemon=True).start()
