@@ -8,7 +8,7 @@ with Client.for_pid(1234) as client:
     print(result.outcome)  # StopOutcome.EXITED ("exited"), STILL_RUNNING or REQUESTED
 """
 
-from threadctl._outcome import StopOutcome
+from threadctl._outcome import CancelOutcome, StopOutcome
 from threadctl.client._client import DEFAULT_TIMEOUT, Client
 from threadctl.client._credentials import TLS, open_channel, socket_token
 from threadctl.client._discovery import RunningServer, resolve_address, running_servers
@@ -32,14 +32,18 @@ from threadctl.client._models import (
     ThreadReport,
     WatchSample,
 )
+from threadctl.client._task_models import CancelResult, LoopInfo, TaskInfo, TaskList
 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "TLS",
+    "CancelOutcome",
+    "CancelResult",
     "Client",
     "ClientError",
     "Frame",
     "InvalidArgument",
+    "LoopInfo",
     "NotAllowed",
     "ProcessInfo",
     "Refused",
@@ -50,6 +54,8 @@ __all__ = [
     "StopResult",
     "TargetNotFound",
     "TargetUnavailable",
+    "TaskInfo",
+    "TaskList",
     "ThreadInfo",
     "ThreadList",
     "ThreadNotFound",
