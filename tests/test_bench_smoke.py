@@ -17,6 +17,7 @@ FIGURES = {
     *(f"list_{n}_{kind}" for n in (10, 100, 1000, 10_000) for kind in ("nostacks", "stacks")),
     "server_list_10000",
     "watch_10000",
+    "list_tasks_1000",
     "echo_idle",
     *(f"{call}_busy_{n}" for call in ("echo", "list") for n in (1, 4)),
     "get_10000",

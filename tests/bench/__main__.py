@@ -71,6 +71,8 @@ class Sizes:
     stop_deaf_threads: dict[int, int] = field(default_factory=lambda: {1000: 1000, 3000: 3000})
     stop_deaf_runs: int = 5
     attach_runs: int = 5
+    tasks: int = 1000
+    task_list_runs: int = 60
 
 
 FULL = Sizes()
@@ -93,6 +95,8 @@ SMOKE = Sizes(
     stop_deaf_threads={1000: 10, 3000: 30},
     stop_deaf_runs=1,
     attach_runs=1,
+    tasks=20,
+    task_list_runs=3,
 )
 
 
@@ -170,6 +174,9 @@ def latency(env: dict[str, str], sizes: Sizes) -> Sections:
                 if nominal == smallest:
                     busy = _latency.busy_host(
                         host, conn, threads, sizes.busy_rounds, sizes.busy_calls
+                    )
+                    found["listing"].append(
+                        _latency.task_listing(host, conn, sizes.tasks, sizes.task_list_runs)
                     )
                 if nominal == largest:
                     found["listing"] += _latency.server_side(

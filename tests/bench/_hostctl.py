@@ -69,6 +69,10 @@ class Connection:
         request = pb.ListThreadsRequest(include_stacks=stacks)
         return self._stub.ListThreads(request, timeout=RPC_DEADLINE, metadata=self._metadata)
 
+    def list_tasks(self) -> pb.ListTasksResponse:
+        request = pb.ListTasksRequest()
+        return self._stub.ListTasks(request, timeout=RPC_DEADLINE, metadata=self._metadata)
+
     def get_thread(self, ident: int) -> pb.GetThreadResponse:
         request = pb.GetThreadRequest(thread=pb.ThreadSelector(ident=ident))
         return self._stub.GetThread(request, timeout=RPC_DEADLINE, metadata=self._metadata)

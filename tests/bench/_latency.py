@@ -64,6 +64,21 @@ def listing(
     return figures
 
 
+def task_listing(host: BenchHost, conn: Connection, tasks: int, count: int) -> Figure:
+    """ListTasks of a loop with `tasks` pending tasks against the echo round
+    trip (no target set yet: issue 17 asks for the row). Its probe of the
+    loop waits for the loop's next turn, which an idle loop takes at once."""
+    started = host.ask(f"tasks {tasks}", "TASKS")["tasks"]
+    samples = round_robin({"echo": conn.echo, "tasks": conn.list_tasks}, count)
+    return timing(
+        "list_tasks_1000",
+        f"ListTasks, {started} asyncio tasks ({_size(conn.list_tasks().ByteSize())})",
+        samples["tasks"],
+        baseline=median(samples["echo"]),
+        baseline_label="echo",
+    )
+
+
 def _size(count: int) -> str:
     return f"{count / 1e6:.1f} MB" if count >= 100_000 else f"{count / 1e3:.1f} kB"
 

@@ -15,6 +15,8 @@ Commands, one per line; each answers one line `<WORD> <json>`:
                  (ident: a parked thread's, or main's if none)       ident}
   listtime K S   time the server-side listing K times (S=1 stacks) LISTTIME {snapshot}
   busy N         N pure-Python spinners, running until unbusy      BUSY {threads}
+  tasks N        an asyncio loop (its own thread) with N tasks     TASKS {tasks}
+                 awaiting a Queue
   unbusy         end the spinners and join them                    UNBUSY {}
   wake K         K bare threading.Event wake-ups                   WAKE {samples}
   coop           a thread blocked in threadctl.sleep()             COOP {ident}
@@ -95,6 +97,26 @@ def park(total: int) -> None:
         thread = threading.Thread(target=_never_set.wait, name="parked", daemon=True)
         thread.start()
         _parked.append(thread)
+
+
+def start_tasks(count: int) -> int:
+    """An event loop in a thread of its own with `count` tasks awaiting one Queue."""
+    import asyncio
+
+    started = threading.Event()
+
+    async def waiting(queue: asyncio.Queue[int]) -> None:
+        await queue.get()
+
+    async def loop() -> None:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        tasks = [asyncio.create_task(waiting(queue)) for _ in range(count)]
+        started.set()
+        await asyncio.gather(*tasks)
+
+    threading.Thread(target=asyncio.run, args=(loop(),), name="bench-loop", daemon=True).start()
+    started.wait()
+    return count
 
 
 def parked_ident() -> int:
@@ -219,6 +241,8 @@ def main() -> None:
                 say("STOPDEAF", _stop_many.stop_deaf_rounds(sizes, int(args[1])))
             elif command == "busy":
                 say("BUSY", {"threads": start_busy(int(args[0]))})
+            elif command == "tasks":
+                say("TASKS", {"tasks": start_tasks(int(args[0]))})
             elif command == "unbusy":
                 stop_busy()
                 say("UNBUSY", {})
