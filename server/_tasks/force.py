@@ -13,6 +13,11 @@ loop's own code or the next task.
 
 Only the task its loop runs right now can be forced; the others are
 suspended at an await, where a cancellation reaches them.
+
+Hazard: like every forced stop, it sets the stop flag of the thread (here
+the loop's) until it lands or is over; another task of that loop that reads
+threadctl.stop_requested() meanwhile (the task is blocked in a C call, say)
+sees it set.
 """
 
 from __future__ import annotations
