@@ -116,8 +116,8 @@ def tasks_text(listing: TaskList, with_stacks: bool) -> str:
     process = listing.process
     out = [
         f"PID {process.pid}  {_clip(' '.join(process.argv) or '?', 60)}  (Python"
-        f" {process.python_version}, {len(listing.loops)} event loops,"
-        f" {len(listing.tasks)} pending tasks)",
+        f" {process.python_version}, {_count(len(listing.loops), 'event loop')},"
+        f" {_count(len(listing.tasks), 'pending task')})",
     ]
     names = {task.task_id: task.name for task in listing.tasks}
     for loop in listing.loops:
@@ -401,3 +401,8 @@ def _clock(timestamp: float) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _count(number: int, thing: str) -> str:
+    """'1 event loop', '2 event loops'."""
+    return f"{number} {thing}{'' if number == 1 else 's'}"

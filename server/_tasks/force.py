@@ -6,10 +6,12 @@ never gets a cancellation: the CancelledError is raised at an await. What
 ends it is threadctl.ForcedStop raised in its own code, by a forced stop of
 its loop's thread (see _force) that may land only while one of the task's
 frames runs. Task.__step stores the exception as the task's (it re-raises
-only KeyboardInterrupt and SystemExit), so the loop and every other task go
-on. If the task awaits before the stop lands, no frame of it runs any more:
-the stop is over and nothing was raised (MOVED_ON), so it can never hit the
-loop's own code or the next task.
+only KeyboardInterrupt and SystemExit), or the task's framework catches it
+(uvicorn answers 500) and the task returns; either way the task ended
+(FORCE_ENDED), and the loop and every other task go on. If the task
+awaits before the stop lands, no frame of it runs any more: the stop is
+over and nothing was raised (MOVED_ON), so it can never hit the loop's own
+code or the next task.
 
 Only the task its loop runs right now can be forced; the others are
 suspended at an await, where a cancellation reaches them.
@@ -61,17 +63,17 @@ def force_task(
     """
     validate(reason, wait, 0.0, True)
     task = pending_task(task_id, caller=caller, reason=reason, forced=True)
-    loop = task.get_loop()
-    thread = found.loop_thread(loop)
     try:
-        if thread is None or found.current_task(loop) is not task:
+        with frames_guarded():
+            stepping = found.stepping_thread(task)
+        if stepping is None:
             raise ProtectedThread(
                 f"task {task_id} is not running a step now (it waits at an await); cancel it"
                 " without --force: the cancellation reaches it there"
             )
+        thread, frames = stepping
+        del stepping
         state = registry.state_of(thread)
-        with frames_guarded():
-            frames = listing.chain(task)
         episode = _force.force(thread, state, reason or f"task {task_id} forced", frames)
         del frames
         if episode is None:
@@ -98,7 +100,7 @@ def force_task(
 
 def _outcome(task: asyncio.Task[object], episode: ForceEpisode) -> CancelOutcome:
     if task.done():
-        if not task.cancelled() and isinstance(task.exception(), _force.ForcedStop):
+        if episode.delivered_at:  # raised in it: ended by it, or by what it did with it
             return CancelOutcome.FORCE_ENDED
         return CancelOutcome.CANCELLED if task.cancelled() else CancelOutcome.FINISHED
     if episode.ended == "moved_on":

@@ -25,9 +25,12 @@ import time
 import weakref
 from typing import Generic, TypeVar
 
+from threadctl._core.frames import MAX_DEPTH
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    from types import FrameType
 
 _T = TypeVar("_T")
 _REGISTRIES = ("_all_tasks", "_scheduled_tasks", "_eager_tasks")
@@ -91,10 +94,71 @@ def current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[object] | None
 
 
 def loop_thread(loop: asyncio.AbstractEventLoop) -> threading.Thread | None:
-    """The thread running `loop` (None if it is not running). asyncio's loops
-    record it in `_thread_id` while they run; other loops (uvloop) do not say."""
-    ident = getattr(loop, "_thread_id", None)
-    if not isinstance(ident, int) or not loop.is_running():
+    """The thread running `loop`, None if it is not running or cannot be
+    told. asyncio's own loops record it in `_thread_id`; for the others
+    (uvloop) it is the thread running a step of the loop's current task, else
+    the thread the loop's last probe ran in (see probe). Call inside
+    frames_guarded().
+
+    Hazard: a thread learnt from a probe is stale if the loop was stopped and
+    run again by another thread and has not answered a probe since (only a
+    loop other than asyncio's, blocked in a callback, can be listed so).
+    """
+    if not loop.is_running():
         return None
+    ident = getattr(loop, "_thread_id", None)
+    if isinstance(ident, int):
+        return _thread(ident)
+    current = current_task(loop)
+    stepping = stepping_thread(current) if current is not None else None
+    if stepping is not None:
+        return stepping[0]
+    with _probed_lock:
+        ident = _probed_in.get(loop)
+    return _thread(ident) if ident is not None else None
+
+
+def stepping_thread(
+    task: asyncio.Task[object],
+) -> tuple[threading.Thread, list[FrameType]] | None:
+    """The thread running a step of `task` now, and its frames from the task's
+    coroutine's inward (outermost first): the thread whose stack holds that
+    coroutine's frame, which is true of any loop. None if no thread does
+    (the step ended meanwhile) or it is not a threading thread. Call inside
+    frames_guarded()."""
+    coro = task.get_coro()
+    outermost: FrameType | None = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    if outermost is None:
+        return None
+    for ident, innermost in sys._current_frames().items():
+        frame: FrameType | None = innermost
+        inner: list[FrameType] = []
+        while frame is not None and frame is not outermost and len(inner) < MAX_DEPTH:
+            inner.append(frame)
+            frame = frame.f_back
+        if frame is outermost:
+            thread = _thread(ident)
+            return (thread, [outermost, *reversed(inner)]) if thread is not None else None
+    return None
+
+
+def _thread(ident: int) -> threading.Thread | None:
     thread: threading.Thread | None = threading._active.get(ident)  # type: ignore[attr-defined]
     return thread
+
+
+def note_running_thread(loop: asyncio.AbstractEventLoop) -> None:
+    """Called in the loop's thread, by a probe the loop runs: remembers that
+    thread for loops that do not record it (see loop_thread)."""
+    with _probed_lock:
+        _probed_in[loop] = threading.get_ident()
+
+
+def running_here(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether `loop` is the loop running in the calling thread."""
+    events = sys.modules.get("asyncio.events")
+    return events is not None and events._get_running_loop() is loop
+
+
+_probed_lock = threading.Lock()
+_probed_in: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()

@@ -16,7 +16,6 @@ _core.frames), and keeps no frame once it returns.
 from __future__ import annotations
 
 import enum
-import sys
 from typing import NamedTuple, TypeGuard
 
 from threadctl._core.frames import MAX_DEPTH, FrameInfo, frames_guarded, qualname
@@ -26,6 +25,7 @@ from threadctl._tasks import found, probe
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
+    import threading
     from types import CodeType, FrameType
 
 
@@ -69,15 +69,19 @@ class Listing(NamedTuple):
 def list_tasks(include_stacks: bool = False, thread: int = 0) -> Listing:
     """Every loop with a pending task, and those tasks (only the loop run by
     thread `thread`, a TID or an ident, if not 0), loops in the order first
-    seen, tasks by id. The loops are probed first (see probe)."""
+    seen, tasks by id. The loops are probed first (see probe); a probe that
+    runs also tells the thread of a loop that does not record it."""
     tasks = found.pending_tasks()
-    loops = {id(loop): loop for loop in (task.get_loop() for task in tasks)}
-    if thread:
-        loops = {key: loop for key, loop in loops.items() if _runs_in(loop, thread)}
-        tasks = [task for task in tasks if id(task.get_loop()) in loops]
-    stalled = probe.stalls(list(loops.values()))
-    loop_records = [_loop_snapshot(loop, stalled.get(loop, 0.0)) for loop in loops.values()]
+    loops = list({id(loop): loop for loop in (task.get_loop() for task in tasks)}.values())
+    stalled = probe.stalls(loops)
     with frames_guarded():
+        runners = {loop: found.loop_thread(loop) for loop in loops}
+        if thread:
+            runners = {loop: runner for loop, runner in runners.items() if _is(runner, thread)}
+            tasks = [task for task in tasks if task.get_loop() in runners]
+        loop_records = [
+            _loop_snapshot(loop, runner, stalled.get(loop, 0.0)) for loop, runner in runners.items()
+        ]
         task_records = _task_snapshots(tasks, include_stacks)
     loop_records.sort(key=lambda loop: loop.loop_id)
     task_records.sort(key=lambda task: task.task_id)
@@ -90,14 +94,14 @@ def describe(task: asyncio.Task[object], include_stacks: bool = True) -> TaskSna
         return _task_snapshots([task], include_stacks)[0]
 
 
-def _runs_in(loop: asyncio.AbstractEventLoop, thread: int) -> bool:
-    runner = found.loop_thread(loop)
+def _is(runner: threading.Thread | None, thread: int) -> bool:
     return runner is not None and thread in (native_id_of(runner), runner.ident)
 
 
-def _loop_snapshot(loop: asyncio.AbstractEventLoop, stalled: float) -> LoopSnapshot:
+def _loop_snapshot(
+    loop: asyncio.AbstractEventLoop, runner: threading.Thread | None, stalled: float
+) -> LoopSnapshot:
     cls = type(loop)
-    runner = found.loop_thread(loop)
     current = found.current_task(loop)
     return LoopSnapshot(
         loop_id=found.loop_ids.of(loop)[0],
@@ -118,7 +122,7 @@ def _task_snapshots(tasks: list[asyncio.Task[object]], include_stacks: bool) -> 
     described = []
     for task in tasks:
         number = ids[id(task)][0]
-        waiter = getattr(task, "_fut_waiter", None)
+        waiter = _waiter(task)
         awaited = found.task_ids.of(waiter)[0] if _is_task(waiter) else 0
         if awaited:
             awaited_by.setdefault(awaited, []).append(number)
@@ -185,13 +189,8 @@ def chain(task: asyncio.Task[object]) -> list[FrameType]:
     if outermost is None:
         return []
     if found.current_task(task.get_loop()) is task:
-        runner = found.loop_thread(task.get_loop())
-        frame = sys._current_frames().get(runner.ident or 0) if runner is not None else None
-        inner: list[FrameType] = []
-        while frame is not None and frame is not outermost and len(inner) < MAX_DEPTH:
-            inner.append(frame)
-            frame = frame.f_back
-        return [outermost, *reversed(inner)] if frame is outermost else [outermost]
+        stepping = found.stepping_thread(task)
+        return stepping[1] if stepping is not None else [outermost]
     frames: list[FrameType] = []
     while awaitable is not None and len(frames) < MAX_DEPTH:
         frame = _frame_of(awaitable)

@@ -14,6 +14,8 @@ import threading
 import time
 import weakref
 
+from threadctl._tasks import found
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import asyncio
@@ -24,11 +26,19 @@ PROBE_WAIT = 0.1
 
 
 class _Probe:
-    __slots__ = ("ran", "sent_at")
+    __slots__ = ("loop", "ran", "sent_at")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)
         self.sent_at = time.monotonic()
         self.ran = threading.Event()
+
+    def run(self) -> None:
+        """In the loop's thread, at its next turn."""
+        loop = self.loop()
+        if loop is not None:
+            found.note_running_thread(loop)
+        self.ran.set()
 
 
 _lock = threading.Lock()
@@ -43,16 +53,16 @@ def stalls(loops: list[asyncio.AbstractEventLoop]) -> dict[asyncio.AbstractEvent
     stalled: dict[asyncio.AbstractEventLoop, float] = {}
     sent = []
     for loop in loops:
-        if not loop.is_running() or getattr(loop, "_thread_id", None) == threading.get_ident():
+        if not loop.is_running() or found.running_here(loop):
             continue  # not turning at all, or turning in this very call
         with _lock:
             probe = _outstanding.get(loop)
         if probe is not None and not probe.ran.is_set():
             stalled[loop] = time.monotonic() - probe.sent_at  # sent by an earlier listing
             continue
-        probe = _Probe()
+        probe = _Probe(loop)
         try:
-            loop.call_soon_threadsafe(probe.ran.set)
+            loop.call_soon_threadsafe(probe.run)
         except RuntimeError:  # closed meanwhile
             continue
         with _lock:
