@@ -83,15 +83,19 @@ def by_cpu_share(threads: list[ThreadInfo]) -> list[ThreadInfo]:
     return sorted(threads, key=lambda t: (-(t.cpu_share or 0.0), t.partial, t.native_id))
 
 
-def dump_text(listing: ThreadList) -> str:
+def dump_text(listing: ThreadList, tasks: TaskList | None = None) -> str:
     """All threads with stacks, innermost frame first, in the layout of
-    `py-spy dump` (so it reads at a glance beside it)."""
+    `py-spy dump` (so it reads at a glance beside it); under a thread that
+    runs an asyncio loop, the loop and its tasks with their await chains."""
     listing = printable_copy(listing)
+    tasks = printable_copy(tasks) if tasks is not None else TaskList(listing.process, [], [])
+    names = {task.task_id: task.name for task in tasks.tasks}
     process = listing.process
     out = [
         f"Process {process.pid}: {' '.join(process.argv) or '?'}",
         f"Python v{process.python_version} (threadctl {process.threadctl_version})",
     ]
+    placed: set[int] = set()
     for t in listing.threads:
         state = activity_text(t, 60)
         extra = "" if t.stop_state == "none" else f" [stop: {t.stop_state.replace('_', ' ')}]"
@@ -99,13 +103,38 @@ def dump_text(listing: ThreadList) -> str:
         out.append(f'Thread {_tid(t)} ({state}): "{_name(t)}"{extra}')
         if t.partial:
             out.append("    (partial record: thread unknown to `threading`; no name or TID)")
-        for frame in reversed(t.stack or []):
-            out.append(f"    {frame.function} ({frame.filename}:{frame.line or '?'})")
+        out += _dump_frames(t.stack or [], "    ")
         if t.stack_truncated:
             out.append("    ... (outer frames cut)")
         if not t.stack:
             out.append("    (no Python frame)")
+        for loop in tasks.loops:
+            if loop.thread_ident == t.ident:
+                placed.add(loop.loop_id)
+                out += _dump_loop(loop, tasks.tasks, names)
+    elsewhere = [loop for loop in tasks.loops if loop.loop_id not in placed]
+    if elsewhere:
+        out += ["", "Event loops of no listed thread:"]
+        out += [line for loop in elsewhere for line in _dump_loop(loop, tasks.tasks, names)]
     return "\n".join(out)
+
+
+def _dump_loop(loop: LoopInfo, tasks: list[TaskInfo], names: dict[int, str]) -> list[str]:
+    out = ["", "    " + _loop_line(loop, names)]
+    for task in tasks:
+        if task.loop_id == loop.loop_id:
+            awaiting = f", awaiting {task.awaiting}" if task.awaiting else ""
+            out.append(f'    Task {task.task_id} ({task.state}{awaiting}): "{task.name}"')
+            out += _dump_frames(task.stack or [], "        ")
+    return out
+
+
+def _dump_frames(stack: list[Frame], indent: str) -> list[str]:
+    """`stack` innermost last, printed innermost first as py-spy does."""
+    return [
+        f"{indent}{frame.function} ({frame.filename}:{frame.line or '?'})"
+        for frame in reversed(stack)
+    ]
 
 
 def tasks_text(listing: TaskList, with_stacks: bool) -> str:

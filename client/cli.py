@@ -128,12 +128,19 @@ def cmd_list(backend: Backend, args: argparse.Namespace) -> Exit:
 
 
 def cmd_dump(backend: Backend, args: argparse.Namespace) -> Exit:
-    """Print every thread with its Python stack (like py-spy dump)."""
+    """Print every thread with its Python stack (like py-spy dump), and under a
+    thread that runs an asyncio loop its tasks' await chains."""
     listing = backend.list_threads(include_stacks=True)
+    # Two listings, not one snapshot: a task may have finished in between.
+    tasks = backend.list_tasks(include_stacks=True) if isinstance(backend, Client) else None
     if args.json:
-        _print_json(listing.to_json())
+        data = listing.to_json()
+        if tasks is not None:
+            task_data = tasks.to_json()
+            data.update(loops=task_data["loops"], tasks=task_data["tasks"])
+        _print_json(data)
     else:
-        print(_render.dump_text(listing))
+        print(_render.dump_text(listing, tasks))
     return Exit.OK
 
 

@@ -115,6 +115,40 @@ def test_tasks_of_every_loop_with_what_each_awaits(
     assert "asyncio.StreamReader.readline" in table.stdout
 
 
+def test_dump_shows_each_loop_and_its_tasks_under_the_thread_that_runs_it(
+    app: Host, env: dict[str, str]
+) -> None:
+    listing = _tasks(app, env)
+    ticker = _by_name(listing)["side-ticker"]
+    side_loop = next(loop for loop in listing["loops"] if loop["loop_id"] == ticker["loop_id"])
+
+    dump = run_cli("dump", "--pid", str(app.pid), env=env)
+
+    assert dump.returncode == 0, dump.stderr
+    threads = re.split(r"\n\n(?=Thread )", dump.stdout)
+    (side,) = [block for block in threads if block.startswith(f"Thread {app.tid('side-loop')} ")]
+    lines = side.splitlines()
+    assert lines[0].endswith('"side-loop"')
+    at = lines.index(f"    loop {side_loop['loop_id']} (_UnixSelectorEventLoop) in thread"
+                     f" {app.tid('side-loop')} (side-loop): turning")  # fmt: skip
+    task_at = lines.index(
+        f'    Task {ticker["task_id"]} (pending, awaiting asyncio.sleep): "side-ticker"'
+    )
+    assert task_at > at
+    assert lines[task_at + 1].startswith("        sleep (")  # its coroutine is asyncio.sleep's
+    (main,) = [block for block in threads if block.startswith(f"Thread {app.tid('MainThread')} ")]
+    assert '"stubborn"' in main
+    assert '"side-ticker"' not in main
+
+    as_json = cli_json("dump", "--pid", str(app.pid), env=env)
+    assert {loop["loop_id"] for loop in as_json["loops"]} == {
+        loop["loop_id"] for loop in listing["loops"]
+    }
+    assert {"stubborn", "side-ticker"} <= {task["name"] for task in as_json["tasks"]}
+    assert all(task["stack"] for task in as_json["tasks"])
+    assert any(thread["name"] == "side-loop" for thread in as_json["threads"])
+
+
 def handler_stack(listing: dict[str, Any], task_id: int) -> list[dict[str, Any]]:
     stack: list[dict[str, Any]] = next(t for t in listing["tasks"] if t["task_id"] == task_id)[
         "stack"

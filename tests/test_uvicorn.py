@@ -1,7 +1,9 @@
 """threadctl's task commands on uvicorn, started as its users start it
 (`python -m threadctl -m uvicorn asgi_app:app`): with uvloop and httptools,
 which uvicorn picks when `uvicorn[standard]` is installed, and with the
-standard asyncio loop and h11 (plain `pip install uvicorn`).
+standard asyncio loop and h11 (plain `pip install uvicorn`); and a plain
+`uvicorn asgi_app:app`, whose loop is already blocked when the operator
+attaches.
 
 uvloop's loop does not record its thread as asyncio's does: the listing
 must name it anyway. What the clients of a cancelled and of a force-ended
@@ -41,14 +43,21 @@ class Uvicorn(NamedTuple):
 
 @pytest.fixture(params=sorted(LOOPS))
 def uvicorn(request: pytest.FixtureRequest, env: dict[str, str]) -> Iterator[Uvicorn]:
-    """uvicorn serving asgi_app on a port of its choosing."""
+    """uvicorn under the launcher, serving asgi_app on a port of its choosing."""
     loop_class, options = LOOPS[request.param]
+    yield from _serve(env, loop_class, sys.executable, "-m", "threadctl", "-m", "uvicorn", *options)
+
+
+@pytest.fixture
+def plain_uvicorn(env: dict[str, str]) -> Iterator[Uvicorn]:
+    """uvicorn's own command, without threadctl."""
+    yield from _serve(env, LOOPS["uvloop"][0], str(Path(sys.executable).with_name("uvicorn")))
+
+
+def _serve(env: dict[str, str], loop_class: str, *command: str) -> Iterator[Uvicorn]:
     program = Program(
-        [sys.executable, "-m", "threadctl", "-m", "uvicorn", "asgi_app:app",
-         "--host", "127.0.0.1", "--port", "0", *options],
-        env,
-        cwd=str(HOSTS),
-    )  # fmt: skip
+        [*command, "asgi_app:app", "--host", "127.0.0.1", "--port", "0"], env, cwd=str(HOSTS)
+    )
     try:
         port = int(program.wait_for(r"Uvicorn running on http://127\.0\.0\.1:(\d+)").group(1))
         yield Uvicorn(program, port, loop_class)
@@ -150,3 +159,45 @@ def test_uvicorn_requests_are_listed_cancelled_and_force_ended_and_the_server_se
     assert program.end(signal.SIGINT) == 0  # Ctrl-C: uvicorn shuts down and exits 0
     runtime = Path(env["XDG_RUNTIME_DIR"]) / "threadctl"
     assert sorted(p.name for p in runtime.glob(f"{program.pid}.*")) == []
+
+
+def test_a_plain_uvicorn_whose_loop_is_blocked_is_attached_and_its_request_force_ended(
+    plain_uvicorn: Uvicorn, env: dict[str, str]
+) -> None:
+    """The emergency: a uvicorn without threadctl stops answering because a
+    handler never awaits. `threadctl attach` reaches it anyway (the loop's
+    thread holds the GIL only a switch interval at a time), the listing
+    names the task from the loop's blocked thread, and a forced cancel ends
+    only that request."""
+    program, port, loop_class = plain_uvicorn
+    assert http_get(port) == OK
+    spinning = RawRequest(port, "/spin")
+    wait_until(
+        lambda: any(
+            frame["function"] == "spin"
+            for thread in cli_json("list", "--stacks", "--attach", "--pid", str(program.pid),
+                                   env=env)["threads"]
+            for frame in thread["stack"]
+        ),
+        what="the loop's thread in spin(), seen by a one-shot listing",
+    )  # fmt: skip
+
+    attached = run_cli("attach", str(program.pid), env=env)
+
+    assert attached.returncode == 0, attached.stdout + attached.stderr
+    task = _task_in(program, env, "spin")
+    blocked = wait_until(
+        lambda: (listing := _tasks(program, env))["loops"][0]["stalled_seconds"] > 0 and listing,
+        what="the loop reported blocked",
+    )
+    (loop,) = blocked["loops"]
+    assert (loop["loop_class"], loop["current_task_id"]) == (loop_class, task["task_id"])
+    assert (loop["thread_native_id"], loop["thread_name"]) == (program.pid, "MainThread")
+
+    forced = _cancel(program, env, task["task_id"], "--force")
+
+    assert forced["outcome"] == "force_ended"
+    assert spinning.reply().startswith(b"HTTP/1.1 500 ")
+    assert http_get(port) == OK
+    spinning.close()
+    assert program.end(signal.SIGINT) == 0
