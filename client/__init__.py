@@ -22,6 +22,7 @@ from threadctl.client._errors import (
     TargetUnavailable,
     ThreadNotFound,
 )
+from threadctl.client._history_models import History, HistoryEntry
 from threadctl.client._models import (
     Frame,
     ProcessInfo,
@@ -42,6 +43,8 @@ __all__ = [
     "Client",
     "ClientError",
     "Frame",
+    "History",
+    "HistoryEntry",
     "InvalidArgument",
     "LoopInfo",
     "NotAllowed",

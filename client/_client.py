@@ -20,6 +20,7 @@ from threadctl.client import _discovery
 from threadctl.client._backend import selector_fields
 from threadctl.client._credentials import TLS, open_channel
 from threadctl.client._errors import InvalidArgument, TargetUnavailable, error_for_status
+from threadctl.client._history_models import History
 from threadctl.client._local_socket import LocalSocket, open_local_socket
 from threadctl.client._models import (
     StopAllResult,
@@ -203,6 +204,12 @@ class Client:
         (only the loop run by `thread`, a TID or ident, if given)."""
         request = pb.ListTasksRequest(include_stacks=include_stacks, thread=thread)
         return TaskList.from_proto(self._call(self._stub.ListTasks, request), include_stacks)
+
+    def list_history(self) -> History:
+        """What threadctl's stops and cancels did in the target process: the
+        last 100, oldest first, each with how its thread or task ended."""
+        response = self._call(self._stub.ListHistory, pb.ListHistoryRequest())
+        return History.from_proto(response)
 
     def cancel_task(
         self, task_id: int, *, reason: str = "", wait: float = 0.0, force: bool = False

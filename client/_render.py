@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from threadctl.client._history_models import History
 from threadctl.client._models import (
     Frame,
     StopAllResult,
@@ -200,6 +201,44 @@ def _task_block(task: TaskInfo) -> list[str]:
         line = str(frame.line) if frame.line else "unknown"
         lines.append(f'    File "{frame.filename}", line {line}, in {frame.function}')
     return lines
+
+
+def history_table(history: History) -> str:
+    """The `threadctl history` table: per stop or cancel, oldest first, when it
+    answered, what it was, what it answered and how its thread or task ended."""
+    history = printable_copy(history)
+    process = history.process
+    count = _count(len(history.entries), "stop or cancel", "stops and cancels")
+    out = [
+        f"PID {process.pid}  {_clip(' '.join(process.argv) or '?', 60)}  (Python"
+        f" {process.python_version}, {count})"
+    ]
+    if not history.entries:
+        return "\n".join([*out, "  threadctl has stopped no thread and cancelled no task here"])
+    rows = [("AT", "ACTION", "TARGET", "OUTCOME", "ENDED", "BY", "REASON")]
+    for entry in history.entries:
+        if entry.task_id:
+            target = f"task {entry.task_id} ({_clip(entry.name, 24)}: {_clip(entry.coroutine, 24)})"
+        else:
+            target = f"thread {entry.native_id or entry.ident} ({_clip(entry.name, 24)})"
+        if not entry.how:
+            ended = "runs on"
+        elif entry.ended_observed:
+            ended = f"{entry.how}, seen at {_clock(entry.ended_at)}"
+        else:
+            ended = f"{_clip(entry.how, 40)} at {_clock(entry.ended_at)}"
+        rows.append(
+            (
+                _clock(entry.requested_at),
+                entry.action + (" --force" if entry.forced else ""),
+                target,
+                entry.outcome,
+                ended,
+                _clip(entry.requested_by, 44),
+                _clip(entry.reason, 32) or "-",
+            )
+        )
+    return "\n".join(out + ["  " + line for line in columns(rows, right_aligned=set())])
 
 
 def cancel_summary(result: CancelResult) -> str:
@@ -432,6 +471,6 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _count(number: int, thing: str) -> str:
+def _count(number: int, thing: str, things: str = "") -> str:
     """'1 event loop', '2 event loops'."""
-    return f"{number} {thing}{'' if number == 1 else 's'}"
+    return f"{number} {thing if number == 1 else things or thing + 's'}"

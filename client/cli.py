@@ -194,6 +194,17 @@ def cmd_cancel(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK if finished else Exit.STILL_RUNNING
 
 
+def cmd_history(client: Client, args: argparse.Namespace) -> Exit:
+    """What threadctl's stops and cancels did, after the fact: the last 100 threads
+    stopped and tasks cancelled, each with how it ended or that it runs on."""
+    history = client.list_history()
+    if args.json:
+        _print_json(history.to_json())
+    else:
+        print(_render.history_table(history))
+    return Exit.OK
+
+
 def cmd_ps(args: argparse.Namespace) -> Exit:
     """List this user's processes that run a threadctl server (as root: every user's)."""
     rows = []
@@ -592,6 +603,7 @@ def _parser() -> argparse.ArgumentParser:
         " threadctl.ForcedStop in its code, ending that task only",
     )
     cancel.add_argument("--reason", default="", help="why (recorded in the audit log)")
+    command("history", cmd_history)
 
     stop = attachable(command("stop", cmd_stop))
     stop.add_argument("tid", type=_thread_arg, metavar="THREAD", nargs="?", help=_THREAD_HELP)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from threadctl import _audit, _force
+from threadctl import _audit, _force, _history
 from threadctl._core.procfs import is_alive
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
@@ -90,6 +90,9 @@ def stop_thread(
             raise ProtectedThread(
                 "the main thread is protected; set allow_main_thread to stop it (CLI: --allow-main)"
             )
+        entry = _history.thread_stop(
+            thread, state.identity, action="stop", forced=force, caller=caller, reason=reason
+        )
         started = time.monotonic()
         already = state.stop_is_requested
         episode: ForceEpisode | None = None
@@ -125,6 +128,7 @@ def stop_thread(
     outcome = _outcome(exited, episode or settle(thread, state), force, wait)
     result = StopResult(outcome, snapshot(thread), already, waited, forced)
     _audit.stop_done(caller=caller, mode=mode, result=result, reason=reason)
+    _history.answered(entry, outcome.value, forced=forced)
     return result
 
 

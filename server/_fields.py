@@ -17,6 +17,7 @@ from typing import Any
 from threadctl._activity import Activity
 from threadctl._control import StopResult
 from threadctl._core.frames import FrameInfo
+from threadctl._history import Entry
 from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceState
 from threadctl._snapshot import ThreadSnapshot
@@ -132,6 +133,16 @@ def cancel_fields(result: CancelResult) -> Fields:
         "task": task_fields(result.task),
         "waited_seconds": result.waited_seconds,
     }
+
+
+def history_fields(entries: list[Entry]) -> Fields:
+    """A ListHistoryResponse's fields but `process`."""
+    return {
+        "entries": [{name: getattr(entry, name) for name in _HISTORY_FIELDS} for entry in entries]
+    }
+
+
+_HISTORY_FIELDS = [name for name in Entry.__dataclass_fields__ if name != "target"]
 
 
 def _stop_state(thread: ThreadSnapshot) -> str:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, TracebackType
 from typing import TypeVar
 
-from threadctl import _audit, _native, _os_names
+from threadctl import _audit, _history, _native, _os_names
 from threadctl._core import futures, quiet, traps
 from threadctl._core.frames import frames_guarded
 from threadctl._core.landing import (
@@ -530,3 +530,4 @@ def install_quiet_excepthook() -> None:
 def _thread_ended(args: threading.ExceptHookArgs) -> None:
     forced = args.exc_type is not None and issubclass(args.exc_type, ForcedStop)
     _audit.thread_ended(args.thread, forced=forced)
+    _history.thread_died(args.thread, args.exc_value)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from threadctl import _audit, _control
+from threadctl import _audit, _control, _history
 from threadctl._core.procfs import is_alive
 from threadctl._hooks import run_stop_hooks
 from threadctl._outcome import StopOutcome
@@ -79,6 +79,12 @@ def stop_all(
         and (include_calling_thread or thread is not me)
     ]
     states = {thread: registry.state_of(thread) for thread in targets}
+    entries = [
+        _history.thread_stop(
+            thread, state.identity, action="stop_all", forced=force, caller=caller, reason=reason
+        )
+        for thread, state in states.items()
+    ]
     for state in states.values():
         registry.request_stop(state, reason)
         run_stop_hooks(state)
@@ -102,8 +108,9 @@ def stop_all(
             _control.wait_for_exit(thread, remaining, abandoned, episode)
     reports = _reports(targets, states, forced)
     result = StopAllResult(reports, time.monotonic() - started)
-    for report in reports:
+    for entry, report in zip(entries, reports, strict=True):
         _audit.stop_all_thread(caller=caller, report=report, reason=reason)
+        _history.answered(entry, report.outcome.value, forced=report.forced)
     _audit.stop_all_done(caller=caller, result=result, reason=reason, force=force)
     return result
 

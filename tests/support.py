@@ -199,3 +199,10 @@ def host_env(runtime_dir: Path) -> dict[str, str]:
     env.pop("THREADCTL_TARGET", None)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def shape(lines: list[str]) -> set[str]:
+    """Lines with every number as N and runs of blanks as one (ids, TIDs,
+    times and column widths vary from run to run): to compare a README
+    example with the real output."""
+    return {re.sub(r"\s+", " ", re.sub(r"\d+(\.\d+)?", "N", line)).strip() for line in lines} - {""}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from support import DEADLINE, Host, cli_json, readme_blocks, run_cli, wait_until
+from support import DEADLINE, Host, cli_json, readme_blocks, run_cli, shape, wait_until
 
 StartHost = Callable[..., Host]
 TASK_GROUPS = sys.version_info >= (3, 11)
@@ -63,12 +63,6 @@ def _handler(app: Host, env: dict[str, str]) -> dict[str, Any]:
 
     handler: dict[str, Any] = wait_until(found, what="the handler to wait for its client")
     return handler
-
-
-def _shape(lines: list[str]) -> set[str]:
-    """Lines with every number as N and runs of blanks as one (ids, TIDs,
-    durations and column widths vary from run to run)."""
-    return {re.sub(r"\s+", " ", re.sub(r"\d+(\.\d+)?", "N", line)).strip() for line in lines} - {""}
 
 
 def _echo(connection: socket.socket, line: bytes) -> bytes:
@@ -184,6 +178,21 @@ def test_cancel_ends_the_handler_its_client_sees_the_close_and_the_server_serves
     assert again.returncode == 4
     assert f"no pending task {handler['task_id']}" in again.stderr
 
+    (entry,) = cli_json("history", "--pid", str(app.pid), env=env)["entries"]  # not the refusal
+    assert (entry["action"], entry["forced"], entry["task_id"]) == (
+        "cancel",
+        False,
+        handler["task_id"],
+    )
+    assert (entry["coroutine"], entry["outcome"], entry["reason"]) == (
+        "serve",
+        "cancelled",
+        "slow client",
+    )
+    assert (entry["how"], entry["ended_observed"]) == ("cancelled", False)
+    assert entry["requested_at"] <= entry["ended_at"] <= entry["requested_at"] + 10
+    assert entry["requested_by"].startswith("unix socket")
+
 
 def test_a_task_that_catches_the_cancellation_is_reported_as_ignoring_it(
     app: Host, env: dict[str, str]
@@ -198,6 +207,12 @@ def test_a_task_that_catches_the_cancellation_is_reported_as_ignoring_it(
     assert answer.returncode == 6, answer.stderr
     result = json.loads(answer.stdout)
     assert result["outcome"] == "ignored"
+    (entry,) = cli_json("history", "--pid", str(app.pid), env=env)["entries"]
+    assert (entry["name"], entry["outcome"], entry["how"]) == ("stubborn", "ignored", "")
+    table = run_cli("history", "--pid", str(app.pid), env=env).stdout
+    assert re.search(
+        rf"cancel +task {stubborn['task_id']} \(stubborn: stubborn\) +ignored +runs on ", table
+    ), table
     assert result["task"]["awaiting"] == "asyncio.sleep"
     app.expect("STUBBORN caught")
     assert _by_name(_tasks(app, env))["stubborn"]["task_id"] == stubborn["task_id"]
@@ -253,7 +268,7 @@ def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
     assert f"`threadctl cancel {blocker['task_id']} --force` ends it" in table
     if TASK_GROUPS:  # the README shows this host's table (3.10 has no TaskGroup)
         (example,) = readme_blocks("$ threadctl tasks --pid")
-        assert _shape(example.splitlines()[2:]) <= _shape(table.splitlines()[1:])
+        assert shape(example.splitlines()[2:]) <= shape(table.splitlines()[1:])
 
     not_running = run_cli(
         "cancel", str(_by_name(listing)["stubborn"]["task_id"]), "--force", "--pid", str(app.pid),
@@ -282,3 +297,10 @@ def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
         ("cancel", "refused", True),
         ("cancel", "force_ended", True),
     ]
+    (entry,) = cli_json("history", "--pid", str(app.pid), env=env)["entries"]
+    assert (entry["task_id"], entry["forced"], entry["outcome"]) == (
+        blocker["task_id"],
+        True,
+        "force_ended",
+    )
+    assert (entry["how"], entry["reason"]) == ("raised ForcedStop: forced stop", "hogs the loop")

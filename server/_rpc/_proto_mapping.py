@@ -6,11 +6,13 @@ from threadctl._control import StopResult
 from threadctl._core.frames import gc_paused
 from threadctl._fields import (
     cancel_fields,
+    history_fields,
     record_fields,
     stop_all_fields,
     stop_fields,
     tasks_fields,
 )
+from threadctl._history import Entry
 from threadctl._snapshot import ThreadSnapshot, snapshot_all
 from threadctl._stop_all import StopAllResult
 from threadctl._tasks.cancel import CancelResult
@@ -74,6 +76,10 @@ def stop_all_response(result: StopAllResult) -> pb.StopAllThreadsResponse:
 
 def tasks_response(process: pb.ProcessInfo, listing: Listing) -> pb.ListTasksResponse:
     return pb.ListTasksResponse(process=process, **tasks_fields(listing))
+
+
+def history_response(process: pb.ProcessInfo, entries: list[Entry]) -> pb.ListHistoryResponse:
+    return pb.ListHistoryResponse(process=process, **history_fields(entries))
 
 
 def cancel_response(result: CancelResult) -> pb.CancelTaskResponse:

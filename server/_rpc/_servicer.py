@@ -22,10 +22,11 @@ from typing import NoReturn
 
 import grpc
 
-from threadctl import _audit, _control
+from threadctl import _audit, _control, _history
 from threadctl._rpc._interceptors import caller_name
 from threadctl._rpc._proto_mapping import (
     cancel_response,
+    history_response,
     listed_records,
     stop_all_response,
     stop_response,
@@ -247,6 +248,12 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         except ThreadctlError as error:  # audited by cancel_task
             _abort(context, error)
         return cancel_response(result)
+
+    def ListHistory(  # noqa: N802 - gRPC method name
+        self, request: pb.ListHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.ListHistoryResponse:
+        self._refuse_if_closing(context)
+        return history_response(self._process, _history.entries())
 
     def _caller_gone(self, context: grpc.ServicerContext) -> bool:
         """True when a wait should end now: server closing, call cancelled,

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from threadctl import _audit
+from threadctl import _audit, _history
 from threadctl._control import validate
 from threadctl._core.frames import frames_guarded
 from threadctl._core.source import cleanup_lines
@@ -94,6 +94,9 @@ def cancel_task(
         error = LoopClosed(f"task {task_id}'s event loop is closed: nothing will run it again")
         refused(error, task_id, caller=caller, reason=reason)
         raise error from None
+    entry = _history.task_cancel(
+        task, task_id, listing.coroutine_name(task), forced=False, caller=caller, reason=reason
+    )
     started = time.monotonic()
     deadline = started + wait
     while wait > 0 and not cancel.finished.is_set() and not abandoned():
@@ -104,6 +107,7 @@ def cancel_task(
     waited = time.monotonic() - started
     result = CancelResult(_outcome(cancel, wait), listing.describe(task), waited)
     _audit.task_cancelled(caller=caller, result=result, reason=reason, forced=False)
+    _history.answered(entry, result.outcome.value, forced=False)
     return result
 
 

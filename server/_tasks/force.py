@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from threadctl import _audit, _force
+from threadctl import _audit, _force, _history
 from threadctl._control import validate
 from threadctl._core.frames import frames_guarded
 from threadctl._outcome import CancelOutcome
@@ -84,6 +84,9 @@ def force_task(
     except ProtectedThread as error:
         refused(error, task_id, caller=caller, reason=reason, forced=True)
         raise
+    entry = _history.task_cancel(
+        task, task_id, listing.coroutine_name(task), forced=True, caller=caller, reason=reason
+    )
     started = time.monotonic()
     deadline = started + wait
     while not task.done() and not episode.ended and not abandoned():
@@ -95,6 +98,7 @@ def force_task(
     waited = time.monotonic() - started
     result = CancelResult(_outcome(task, episode), listing.describe(task), waited)
     _audit.task_cancelled(caller=caller, result=result, reason=reason, forced=True)
+    _history.answered(entry, result.outcome.value, forced=True)
     return result
 
 

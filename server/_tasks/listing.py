@@ -144,7 +144,6 @@ def _task_snapshot(
     include_stacks: bool,
 ) -> TaskSnapshot:
     loop = task.get_loop()
-    coro = task.get_coro()
     cancelling = _cancel_requests(task)
     if task.done():
         state = TaskState.DONE
@@ -168,7 +167,7 @@ def _task_snapshot(
     return TaskSnapshot(
         task_id=number,
         name=task.get_name(),
-        coroutine=_coroutine_name(coro),
+        coroutine=coroutine_name(task),
         state=state,
         loop_id=found.loop_ids.of(loop)[0],
         awaiting=awaiting,
@@ -247,7 +246,9 @@ def _qualname_in(code: CodeType, module: dict[str, object]) -> str:
     return known
 
 
-def _coroutine_name(coro: object) -> str:
+def coroutine_name(task: asyncio.Task[object]) -> str:
+    """The qualified name of the task's coroutine function."""
+    coro = task.get_coro()
     name = getattr(coro, "__qualname__", None)
     return name if isinstance(name, str) else type(coro).__qualname__
 
