@@ -29,7 +29,8 @@ The hazard common to every ptrace injector (gdb too): the borrowed thread
 runs dlopen() wherever it was stopped; stopped inside the dynamic loader it
 corrupts the loader's state and the process dies, inside malloc it can
 deadlock. So the child calls only once the thread is stopped at a safe point
-(_injector), for the load and for the unload.
+(_injector), for the load and for the unload, and gives the thread back its
+vector registers, which pyinjector does not restore.
 
 CPython 3.14 and later: `sys.remote_exec` (PEP 768) runs a script at a safe
 point of the main thread; the script only starts a thread for the job. Not
@@ -239,6 +240,8 @@ def _raise_injector_error(target: Target, line: str) -> None:
         raise AttachFailed(
             f"nothing was loaded into process {target.pid}: {text}; it runs on untouched, try again"
         )
+    if code == "REGISTERS":
+        raise AttachFailed(f"nothing was loaded into process {target.pid}: {text}")
     if int(code or 0) == _INJERR_PERMISSION:
         raise PtraceNotPermitted(ptrace_message(target.pid, target.uid))
     if int(code or 0) == _INJERR_NO_PROCESS or not still_running(target):

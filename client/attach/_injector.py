@@ -26,6 +26,20 @@ So once attached, the child looks where the thread stopped
   thread waiting in epoll_wait, poll, futex (the GIL), read, ... holds none.
 Anywhere else it detaches and looks again RETRY_SECONDS later, for up to
 SECONDS; then it answers `ERROR BUSY ...` and nothing was called.
+
+The vector registers. pyinjector restores only the general-purpose registers
+after its call, and dlopen()/dlclose() run glibc's string and copy routines,
+which use the SSE/AVX registers (and vzeroupper clears the upper halves):
+code stopped between writing such a register and using it (the
+interpreter's struct copies, a numeric loop) went on with other values in
+it. Every one-shot did this to a main thread stopped in C code, and the
+interpreter it happened to died of SIGSEGV about once in 400 one-shots. So
+the child saves the thread's whole floating-point and vector state
+(PTRACE_GETREGSET: NT_X86_XSTATE on x86_64, NT_PRFPREG on aarch64) before
+the call and writes it back after; on any other machine it calls nothing.
+glibc's dlopen() and dlclose() leave errno as they found it when they
+succeed (measured), so errno needs no such care.
+
 Hazards left: a thread that waits in a system call while it holds the
 loader lock (a library constructor that blocks) is taken as safe (glibc
 supports dlopen() from a constructor); in a statically linked interpreter
@@ -35,6 +49,7 @@ the C library is part of the executable and cannot be told apart.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import time
@@ -73,6 +88,50 @@ def unsafe_point(pid: int) -> str:
     return ""
 
 
+_PTRACE_GETREGSET = 0x4204
+_PTRACE_SETREGSET = 0x4205
+# The register set of the floating-point and vector registers, by machine.
+_VECTOR_REGSET = {"x86_64": 0x202, "aarch64": 2}  # NT_X86_XSTATE, NT_PRFPREG
+# Room for the largest x86 XSAVE area (AVX-512 and AMX: about 11 KiB).
+_VECTOR_STATE_BYTES = 64 * 1024
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("length", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def vector_registers_kept(pid: int) -> Iterator[None]:
+    """Save the stopped thread `pid`'s floating-point and vector registers and
+    write them back afterwards (see the module docstring). Call from the
+    thread that attached (ptrace requests come from the tracer thread).
+
+    Raises:
+        CannotSave: they could not be saved; nothing was called.
+    """
+    machine = os.uname().machine
+    regset = _VECTOR_REGSET.get(machine)
+    if regset is None:
+        raise CannotSave(f"the vector registers of a {machine} machine are not known here")
+    ptrace = ctypes.CDLL(None, use_errno=True).ptrace
+    ptrace.restype = ctypes.c_long
+    ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    state = ctypes.create_string_buffer(_VECTOR_STATE_BYTES)
+    io = _IoVec(ctypes.cast(state, ctypes.c_void_p), len(state))
+    if ptrace(_PTRACE_GETREGSET, pid, regset, ctypes.byref(io)) == -1:
+        error = os.strerror(ctypes.get_errno())
+        raise CannotSave(f"the main thread's vector registers could not be saved: {error}")
+    try:
+        yield
+    finally:  # io.length is now the size the kernel wrote
+        if ptrace(_PTRACE_SETREGSET, pid, regset, ctypes.byref(io)) == -1:
+            raise OSError(ctypes.get_errno(), "restoring the vector registers failed")
+
+
+class CannotSave(Exception):
+    pass
+
+
 def _mapped_file(pid: int, address: int) -> str:
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
@@ -86,10 +145,12 @@ def _mapped_file(pid: int, address: int) -> str:
 @contextlib.contextmanager
 def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
     """pyinjector's attach(pid), held only once the main thread stopped at a
-    safe point; else detached, and tried again until `seconds` pass.
+    safe point; else detached, and tried again until `seconds` pass. Its
+    vector registers are written back when the block ends.
 
     Raises:
         Busy: no safe point was seen in time.
+        CannotSave: its vector registers could not be saved.
         PyInjectorError: attaching failed.
     """
     from pyinjector.api import attach
@@ -99,7 +160,8 @@ def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
         with attach(pid) as injector:
             reason = unsafe_point(pid)
             if not reason:
-                yield injector
+                with vector_registers_kept(pid):
+                    yield injector
                 return
         if time.monotonic() >= deadline:
             raise Busy(f"the main thread was never at a safe point ({reason}, the last time)")
@@ -126,6 +188,8 @@ def main() -> int:
             print("INJECTED", flush=True)
     except Busy as busy:
         return error("BUSY", busy)
+    except CannotSave as cannot:
+        return error("REGISTERS", cannot)
     except PyInjectorError as failed:
         text = getattr(failed, "error_str", None) or failed
         return error(getattr(failed, "ret_val", 0), text)
@@ -139,6 +203,8 @@ def main() -> int:
             injector.uninject(handle)
     except Busy as busy:
         return error("BUSY", busy)
+    except CannotSave as cannot:
+        return error("REGISTERS", cannot)
     except PyInjectorError as failed:
         return error(getattr(failed, "ret_val", 0), failed)
     print("UNLOADED", flush=True)
