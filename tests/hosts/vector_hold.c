@@ -8,9 +8,12 @@
  * AVX it also holds the upper half of ymm1, which glibc's AVX routines clear
  * (vzeroupper). x86_64 only.
  */
-#include <stdint.h>
 
-#define PATTERN "mov $0x1122334455667788, %%rax\n\t"
+/* rax: the pattern; rcx: the checks left. */
+#define PATTERN "mov $0x1122334455667788, %%rax\n\tmov $100000, %%rcx\n"
+/* The loop's end (label 1: its start); %0 = 1 if a check jumped to 2:. */
+#define LOOP_END \
+    "dec %%rcx\n\tjnz 1b\n\txor %%eax, %%eax\n\tjmp 3f\n2:\n\tmov $1, %%eax\n3:\n\tmov %%rax, %0\n\t"
 
 static int hold_sse(void)
 {
@@ -18,8 +21,7 @@ static int hold_sse(void)
     __asm__ volatile(
         PATTERN
         "movq %%rax, %%xmm0\n\t"
-        "movq %%rax, %%xmm7\n\t"
-        "mov $100000, %%rcx\n"
+        "movq %%rax, %%xmm7\n"
         "1:\n\t"
         "movq %%xmm0, %%rdx\n\t"
         "cmp %%rax, %%rdx\n\t"
@@ -27,14 +29,7 @@ static int hold_sse(void)
         "movq %%xmm7, %%rdx\n\t"
         "cmp %%rax, %%rdx\n\t"
         "jne 2f\n\t"
-        "dec %%rcx\n\t"
-        "jnz 1b\n\t"
-        "xor %%eax, %%eax\n\t"
-        "jmp 3f\n"
-        "2:\n\t"
-        "mov $1, %%eax\n"
-        "3:\n\t"
-        "mov %%rax, %0\n\t"
+        LOOP_END
         : "=r"(changed)
         :
         : "rax", "rcx", "rdx", "xmm0", "xmm7", "cc");
@@ -47,8 +42,7 @@ static int hold_avx(void)
     __asm__ volatile(
         PATTERN
         "vmovq %%rax, %%xmm1\n\t"
-        "vinsertf128 $1, %%xmm1, %%ymm1, %%ymm1\n\t"
-        "mov $100000, %%rcx\n"
+        "vinsertf128 $1, %%xmm1, %%ymm1, %%ymm1\n"
         "1:\n\t"
         "vextractf128 $1, %%ymm1, %%xmm2\n\t"
         "vmovq %%xmm2, %%rdx\n\t"
@@ -57,15 +51,8 @@ static int hold_avx(void)
         "vmovq %%xmm1, %%rdx\n\t"
         "cmp %%rax, %%rdx\n\t"
         "jne 2f\n\t"
-        "dec %%rcx\n\t"
-        "jnz 1b\n\t"
-        "xor %%eax, %%eax\n\t"
-        "jmp 3f\n"
-        "2:\n\t"
-        "mov $1, %%eax\n"
-        "3:\n\t"
+        LOOP_END
         "vzeroupper\n\t"
-        "mov %%rax, %0\n\t"
         : "=r"(changed)
         :
         : "rax", "rcx", "rdx", "xmm1", "xmm2", "cc");
