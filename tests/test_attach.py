@@ -372,6 +372,71 @@ def test_one_shots_into_a_main_thread_busy_in_the_dynamic_loader_leave_it_alive(
     assert all(json.loads(a.stdout)["process"]["pid"] == host.pid for a in answers)
 
 
+@pytest.fixture
+def never_safe(env: dict[str, str], tmp_path: Path) -> Iterator[Host]:
+    """tests/hosts/never_safe.py: its main thread is never at a safe point."""
+    library = tmp_path / "libc-spin.so"
+    build_library(HOSTS / "libc_spin.c", library)
+    host = Host([same_python_without_threadctl(), str(HOSTS / "never_safe.py"), str(library)], env)
+    yield host
+    host.stop()
+
+
+def build_library(source: Path, library: Path) -> None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("needs a C compiler for the host's library")
+    build = [compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(source)]
+    subprocess.run(build, check=True)
+
+
+def assert_untouched(host: Host) -> None:
+    """Alive, not stopped, no tracer, nothing of the agent in it."""
+    assert host.proc.poll() is None
+    status = Path(f"/proc/{host.pid}/status").read_text()
+    assert "\nState:\tR" in status or "\nState:\tS" in status, status
+    assert "\nTracerPid:\t0\n" in status
+    assert "threadctl-agent" not in Path(f"/proc/{host.pid}/maps").read_text()
+    host.send("ping")
+    host.expect("PONG")
+
+
+def test_a_main_thread_never_at_a_safe_point_gets_nothing_called_and_a_clear_error(
+    never_safe: Host, env: dict[str, str]
+) -> None:
+    result = attach_cli("list", "--pid", str(never_safe.pid), "--timeout", "1.5", env=env)
+
+    assert result.returncode == 8
+    assert result.stderr == (
+        f"threadctl: nothing was loaded into process {never_safe.pid}: the main thread was never"
+        " at a safe point (it was inside the C library (maybe in malloc), the last time); it"
+        " runs on untouched, try again\n"
+    )
+    wait_until(lambda: "\nTracerPid:\t0\n" in Path(f"/proc/{never_safe.pid}/status").read_text())
+    assert_untouched(never_safe)
+
+
+def test_the_injector_cancelled_while_it_looks_for_a_safe_point_detaches_and_says_so(
+    never_safe: Host,
+) -> None:
+    # Before: SIGTERM (or the kill on a deadline) ended it at once, also in
+    # the middle of the system calls each try runs in the target.
+    injector = Path(_env.__file__).with_name("_injector.py")
+    child = subprocess.Popen(
+        [sys.executable, "-I", str(injector), str(never_safe.pid), "/nonexistent.so", "60"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    status = Path(f"/proc/{never_safe.pid}/status")
+    wait_until(lambda: f"\nTracerPid:\t{child.pid}\n" in status.read_text(), what="a try")
+    child.terminate()
+    out, _ = child.communicate(timeout=DEADLINE)
+
+    assert child.returncode == 1
+    assert out == "ERROR CANCELLED cancelled before the main thread was at a safe point\n"
+    assert_untouched(never_safe)
+
+
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the host's check is x86_64 assembly")
 def test_one_shots_give_the_main_thread_back_its_vector_registers(
     env: dict[str, str], tmp_path: Path
@@ -380,12 +445,8 @@ def test_one_shots_give_the_main_thread_back_its_vector_registers(
     # dlopen()/dlclose() it runs on the main thread uses SSE/AVX: every
     # one-shot changed what C code there held in them (the interpreter died
     # of SIGSEGV about once in 400 one-shots of tests/hosts/loader_loop.py).
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        pytest.skip("needs a C compiler for the host's library")
     library = tmp_path / "vector_hold.so"
-    build = [compiler, "-O2", "-shared", "-fPIC", "-o", str(library), str(HOSTS / "vector_hold.c")]
-    subprocess.run(build, check=True)
+    build_library(HOSTS / "vector_hold.c", library)
     host = Host([same_python_without_threadctl(), str(HOSTS / "vector_loop.py"), str(library)], env)
     try:
         answers = [attach_cli("list", "--pid", str(host.pid), env=env) for _ in range(3)]

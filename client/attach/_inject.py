@@ -16,10 +16,13 @@ in-process (it holds the GIL) and so the deadline can be kept. The child says
 how far it got, and that decides what happens when the deadline passes:
 
 - before ATTACHED: the child looks for a safe point until shortly before
-  the deadline and then answers BUSY itself; if it does not, it is killed.
-  The kernel detaches a tracee whose tracer dies, but a SIGSTOP of
-  PTRACE_ATTACH may still stop it, so a process found stopped afterwards
-  gets SIGCONT (stopped ones were refused earlier).
+  the deadline and then answers BUSY itself; if it does not, it gets
+  SIGTERM, and stops looking between two tries. It is never killed: each
+  try runs system calls in the target, and a tracer killed during one
+  leaves the thread to run into a breakpoint with no tracer, which kills
+  the process. A child that does not end then is left to end on its own. A
+  SIGSTOP of PTRACE_ATTACH may outlive the tracer, so a process found
+  stopped afterwards gets SIGCONT (stopped ones were refused earlier).
 - after ATTACHED: the main thread is inside the remote dlopen(). Killing the
   tracer now would let that call return into a trap with no tracer, which
   kills the process, so the child is left to finish and detach on its own
@@ -59,6 +62,8 @@ _DETACH_GRACE = 1.0
 # For the unload: attaching at a safe point, one dlclose() call in the target,
 # a detach; the child looks for a safe point for all but _CHILD_MARGIN of it.
 _UNLOAD_TIMEOUT = 5.0
+# How long a child told to stop looking for a safe point may take to end.
+_CANCEL_GRACE = 1.0
 
 # The injector child: a script of its own (stdlib and pyinjector), see there.
 _INJECTOR = Path(__file__).with_name("_injector.py")
@@ -177,8 +182,13 @@ def inject_library(target: Target, library: str, deadline: float) -> Injection:
         stderr = child.stderr.read().decode(errors="replace").strip() if child.stderr else ""
         raise AttachFailed(f"the injector failed: {stderr.splitlines()[-1] if stderr else '?'}")
     if "ATTACHED" not in lines:
-        child.kill()
-        child.wait()
+        child.terminate()  # never kill(): see the module docstring
+        lines += _read_lines(child, time.monotonic() + _CANCEL_GRACE, until="DETACHED")
+    if "ATTACHED" not in lines:
+        try:
+            child.wait(_CANCEL_GRACE)
+        except subprocess.TimeoutExpired:
+            _ABANDONED.append(child)  # still inside an attach or a detach; ends on its own
         _resume_if_stopped(target)
         raise AttachFailed(
             f"deadline passed before process {target.pid} could be attached to; nothing was"

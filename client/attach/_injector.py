@@ -6,6 +6,12 @@ SECONDS`): standard library and pyinjector only. It prints how far it got
 (ATTACHED, INJECTED, DETACHED; ERROR CODE TEXT), then waits for a line
 `UNLOAD SECONDS` on stdin and prints UNLOADED.
 
+SIGTERM cancels it while it looks for a safe point: it stops looking, between
+two tries, and answers `ERROR CANCELLED`. It must never be killed there:
+each try runs system calls in the target (pyinjector's mmap on attach,
+munmap on detach), and a tracer that dies during one leaves the thread to
+run into a breakpoint with no tracer, which kills the process.
+
 The safe point. The injector makes the main thread call dlopen() (dlclose()
 for the unload) wherever it stopped it. glibc's loader lock is recursive, so
 a thread stopped inside the dynamic loader (importing an extension module, a
@@ -51,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -150,6 +157,7 @@ def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
 
     Raises:
         Busy: no safe point was seen in time.
+        Cancelled: SIGTERM came first.
         CannotSave: its vector registers could not be saved.
         PyInjectorError: attaching failed.
     """
@@ -158,11 +166,13 @@ def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
     deadline = time.monotonic() + seconds
     while True:
         with attach(pid) as injector:
-            reason = unsafe_point(pid)
+            reason = "cancelled" if _cancelled else unsafe_point(pid)
             if not reason:
                 with vector_registers_kept(pid):
                     yield injector
                 return
+        if _cancelled:
+            raise Cancelled("cancelled before the main thread was at a safe point")
         if time.monotonic() >= deadline:
             raise Busy(f"the main thread was never at a safe point ({reason}, the last time)")
         time.sleep(RETRY_SECONDS)
@@ -172,10 +182,25 @@ class Busy(Exception):
     pass
 
 
+class Cancelled(Exception):
+    pass
+
+
+# Set by SIGTERM; read only between tries (see the module docstring). A
+# plain flag: the handler runs in this thread, which may hold any lock then.
+_cancelled = False
+
+
+def _cancel(signum: int, frame: object) -> None:
+    global _cancelled
+    _cancelled = True
+
+
 def main() -> int:
     from pyinjector.api import PyInjectorError
 
     pid, path, seconds = int(sys.argv[1]), sys.argv[2].encode(), float(sys.argv[3])
+    signal.signal(signal.SIGTERM, _cancel)
 
     def error(code: object, text: object) -> int:
         print("ERROR", code, str(text).replace("\n", " "), flush=True)
@@ -188,6 +213,8 @@ def main() -> int:
             print("INJECTED", flush=True)
     except Busy as busy:
         return error("BUSY", busy)
+    except Cancelled as cancelled:
+        return error("CANCELLED", cancelled)
     except CannotSave as cannot:
         return error("REGISTERS", cannot)
     except PyInjectorError as failed:
