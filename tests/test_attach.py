@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -435,6 +436,38 @@ def test_the_injector_cancelled_while_it_looks_for_a_safe_point_detaches_and_say
     assert child.returncode == 1
     assert out == "ERROR CANCELLED cancelled before the main thread was at a safe point\n"
     assert_untouched(never_safe)
+
+
+def test_one_shots_into_a_process_that_receives_signals_all_the_time_succeed_and_leave_it_whole(
+    env: dict[str, str],
+) -> None:
+    # Before: a signal during pyinjector's dlopen() call made it put the
+    # registers back mid-call (6 one-shots in 8 failed, and the process died
+    # soon: "Inconsistency detected by ld.so ... r_state == RT_ADD").
+    host = Host([same_python_without_threadctl(), str(HOSTS / "signalled.py")], env)
+    storming = threading.Event()
+
+    def storm() -> None:  # about 5,000 signals a second
+        while not storming.wait(0.0002):
+            os.kill(host.pid, signal.SIGUSR1)
+
+    sender = threading.Thread(target=storm)
+    sender.start()
+    try:
+        answers = [attach_cli("list", "--pid", str(host.pid), env=env) for _ in range(6)]
+    finally:
+        storming.set()
+        sender.join()
+    try:
+        host.send("load")  # the loader's lock is free and its state whole
+        loaded = host.expect("LOADED ")
+        alive = host.proc.poll() is None
+    finally:
+        host.stop()
+
+    assert [a.stderr for a in answers if a.returncode != 0] == []
+    assert alive
+    assert int(loaded.split()[1]) > 0  # the signals were handled meanwhile
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="the host's check is x86_64 assembly")

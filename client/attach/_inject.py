@@ -32,8 +32,9 @@ The hazard common to every ptrace injector (gdb too): the borrowed thread
 runs dlopen() wherever it was stopped; stopped inside the dynamic loader it
 corrupts the loader's state and the process dies, inside malloc it can
 deadlock. So the child calls only once the thread is stopped at a safe point
-(_injector), for the load and for the unload, and gives the thread back its
-vector registers, which pyinjector does not restore.
+(_injector), for the load and for the unload, blocks signals on it for the
+call, and gives it back its vector registers, which pyinjector does not
+restore.
 
 CPython 3.14 and later: `sys.remote_exec` (PEP 768) runs a script at a safe
 point of the main thread; the script only starts a thread for the job. Not

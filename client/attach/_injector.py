@@ -46,6 +46,19 @@ the call and writes it back after; on any other machine it calls nothing.
 glibc's dlopen() and dlclose() leave errno as they found it when they
 succeed (measured), so errno needs no such care.
 
+Signals. pyinjector treats a signal that stops the thread during its call
+as a failure: it puts the registers back in the middle of dlopen() (the
+loader's lock held, its lists half updated) and resumes the thread without
+the signal. So the child blocks every signal on the thread for the call
+(PTRACE_SETSIGMASK; process-directed ones go to the other threads, the
+rest wait) and writes its mask back after. A signal that stops the thread
+while pyinjector attaches (its mmap) fails only that try: nothing was
+called, the child sends the signal again (kill) and tries again. Left:
+pyinjector's detach (its munmap) drops a signal that stops the thread there
+without saying so: one still pending when the mask is written back (sent
+during the call to this thread alone, or to a process whose other threads
+all block it), or one that comes during a try that found no safe point.
+
 Hazards left: a thread that waits in a system call while it holds the
 loader lock (a library constructor that blocks) is taken as safe (glibc
 supports dlopen() from a constructor); in a statically linked interpreter
@@ -57,6 +70,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import sys
 import time
@@ -97,6 +111,8 @@ def unsafe_point(pid: int) -> str:
 
 _PTRACE_GETREGSET = 0x4204
 _PTRACE_SETREGSET = 0x4205
+_PTRACE_GETSIGMASK = 0x420A
+_PTRACE_SETSIGMASK = 0x420B
 # The register set of the floating-point and vector registers, by machine.
 _VECTOR_REGSET = {"x86_64": 0x202, "aarch64": 2}  # NT_X86_XSTATE, NT_PRFPREG
 # Room for the largest x86 XSAVE area (AVX-512 and AMX: about 11 KiB).
@@ -108,10 +124,11 @@ class _IoVec(ctypes.Structure):
 
 
 @contextlib.contextmanager
-def vector_registers_kept(pid: int) -> Iterator[None]:
+def thread_state_kept(pid: int) -> Iterator[None]:
     """Save the stopped thread `pid`'s floating-point and vector registers and
-    write them back afterwards (see the module docstring). Call from the
-    thread that attached (ptrace requests come from the tracer thread).
+    its signal mask, block every signal, and write both back afterwards (see
+    the module docstring). Call from the thread that attached (ptrace
+    requests come from the tracer thread).
 
     Raises:
         CannotSave: they could not be saved; nothing was called.
@@ -123,20 +140,41 @@ def vector_registers_kept(pid: int) -> Iterator[None]:
     ptrace = ctypes.CDLL(None, use_errno=True).ptrace
     ptrace.restype = ctypes.c_long
     ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+
+    def request(op: int, addr: int, data: Any) -> str:
+        """ "" if done, else why not."""
+        failed = ptrace(op, pid, addr, ctypes.byref(data)) == -1
+        return os.strerror(ctypes.get_errno()) if failed else ""
+
     state = ctypes.create_string_buffer(_VECTOR_STATE_BYTES)
     io = _IoVec(ctypes.cast(state, ctypes.c_void_p), len(state))
-    if ptrace(_PTRACE_GETREGSET, pid, regset, ctypes.byref(io)) == -1:
-        error = os.strerror(ctypes.get_errno())
-        raise CannotSave(f"the main thread's vector registers could not be saved: {error}")
+    mask, blocked = ctypes.c_uint64(), ctypes.c_uint64(2**64 - 1)
+    size = ctypes.sizeof(mask)
+    error = (
+        request(_PTRACE_GETREGSET, regset, io)
+        or request(_PTRACE_GETSIGMASK, size, mask)
+        or request(_PTRACE_SETSIGMASK, size, blocked)
+    )
+    if error:
+        raise CannotSave(f"the main thread's registers and signal mask could not be kept: {error}")
     try:
         yield
     finally:  # io.length is now the size the kernel wrote
-        if ptrace(_PTRACE_SETREGSET, pid, regset, ctypes.byref(io)) == -1:
-            raise OSError(ctypes.get_errno(), "restoring the vector registers failed")
+        error = request(_PTRACE_SETSIGMASK, size, mask) + request(_PTRACE_SETREGSET, regset, io)
+        if error:
+            raise OSError(
+                f"writing back the main thread's signal mask or registers failed: {error}"
+            )
 
 
 class CannotSave(Exception):
     pass
+
+
+def _swallowed_signal(failed: Any) -> int | None:
+    """The signal pyinjector stopped on and dropped, if that is what failed."""
+    found = re.search(r"unexpectedly stopped by signal (\d+)", str(failed.error_str))
+    return int(found.group(1)) if found else None
 
 
 def _mapped_file(pid: int, address: int) -> str:
@@ -153,7 +191,7 @@ def _mapped_file(pid: int, address: int) -> str:
 def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
     """pyinjector's attach(pid), held only once the main thread stopped at a
     safe point; else detached, and tried again until `seconds` pass. Its
-    vector registers are written back when the block ends.
+    vector registers and signal mask are kept (thread_state_kept).
 
     Raises:
         Busy: no safe point was seen in time.
@@ -161,16 +199,23 @@ def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
         CannotSave: its vector registers could not be saved.
         PyInjectorError: attaching failed.
     """
-    from pyinjector.api import attach
+    from pyinjector.api import InjectorError, attach
 
     deadline = time.monotonic() + seconds
     while True:
-        with attach(pid) as injector:
-            reason = "cancelled" if _cancelled else unsafe_point(pid)
-            if not reason:
-                with vector_registers_kept(pid):
-                    yield injector
-                return
+        try:
+            with attach(pid) as injector:
+                reason = "cancelled" if _cancelled else unsafe_point(pid)
+                if not reason:
+                    with thread_state_kept(pid):
+                        yield injector
+                    return
+        except InjectorError as failed:
+            signum = _swallowed_signal(failed)
+            if failed.func_name != "injector_attach" or signum is None:
+                raise
+            os.kill(pid, signum)  # pyinjector resumed the thread without it
+            reason = f"signal {signum} arrived while attaching"
         if _cancelled:
             raise Cancelled("cancelled before the main thread was at a safe point")
         if time.monotonic() >= deadline:
