@@ -9,6 +9,7 @@ import json
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -258,11 +259,19 @@ def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
         return listing if loop["stalled_seconds"] > 0 else None
 
     listing = wait_until(blocked, what="the main loop to be reported as blocked")
+    listed_at = time.monotonic()
     loop = next(loop for loop in listing["loops"] if loop["thread_native_id"] == main_tid)
     blocker = _by_name(listing)["blocker"]
     assert loop["current_task_id"] == blocker["task_id"]
     assert blocker["state"] == "running"
     table = run_cli("tasks", "--pid", str(app.pid), env=env).stdout
+    relisted_at = time.monotonic()
+    later = blocked()
+    assert later is not None
+    later_loop = next(loop for loop in later["loops"] if loop["thread_native_id"] == main_tid)
+    # The first probe's wait, grown by at least the time between the listings
+    # (a fresh probe each listing would report its own 0.1 s each time).
+    assert later_loop["stalled_seconds"] >= loop["stalled_seconds"] + (relisted_at - listed_at)
     assert "BLOCKED for " in table
     assert f"by task {blocker['task_id']} (blocker)" in table
     assert f"`threadctl cancel {blocker['task_id']} --force` ends it" in table
