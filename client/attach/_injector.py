@@ -142,7 +142,7 @@ def thread_state_kept(pid: int) -> Iterator[None]:
     ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
 
     def request(op: int, addr: int, data: Any) -> str:
-        """ "" if done, else why not."""
+        """Empty if done, else why not."""
         failed = ptrace(op, pid, addr, ctypes.byref(data)) == -1
         return os.strerror(ctypes.get_errno()) if failed else ""
 
@@ -196,7 +196,7 @@ def attached_at_safe_point(pid: int, seconds: float) -> Iterator[Any]:
     Raises:
         Busy: no safe point was seen in time.
         Cancelled: SIGTERM came first.
-        CannotSave: its vector registers could not be saved.
+        CannotSave: its registers or signal mask could not be kept.
         PyInjectorError: attaching failed.
     """
     from pyinjector.api import InjectorError, attach
