@@ -246,25 +246,14 @@ def main() -> int:
 
     pid, path, seconds = int(sys.argv[1]), sys.argv[2].encode(), float(sys.argv[3])
     signal.signal(signal.SIGTERM, _cancel)
-
-    def error(code: object, text: object) -> int:
-        print("ERROR", code, str(text).replace("\n", " "), flush=True)
-        return 1
-
+    failures = (Busy, Cancelled, CannotSave, PyInjectorError)
     try:
         with attached_at_safe_point(pid, seconds) as injector:
             print("ATTACHED", flush=True)
             handle = injector.inject(path)
             print("INJECTED", flush=True)
-    except Busy as busy:
-        return error("BUSY", busy)
-    except Cancelled as cancelled:
-        return error("CANCELLED", cancelled)
-    except CannotSave as cannot:
-        return error("REGISTERS", cannot)
-    except PyInjectorError as failed:
-        text = getattr(failed, "error_str", None) or failed
-        return error(getattr(failed, "ret_val", 0), text)
+    except failures as failed:
+        return _answer_error(failed)
     print("DETACHED", flush=True)
     # Once the agent's thread has ended, the caller asks for the library to go.
     command = sys.stdin.readline().split()
@@ -273,14 +262,22 @@ def main() -> int:
     try:
         with attached_at_safe_point(pid, float(command[1])) as injector:
             injector.uninject(handle)
-    except Busy as busy:
-        return error("BUSY", busy)
-    except CannotSave as cannot:
-        return error("REGISTERS", cannot)
-    except PyInjectorError as failed:
-        return error(getattr(failed, "ret_val", 0), failed)
+    except failures as failed:
+        return _answer_error(failed)
     print("UNLOADED", flush=True)
     return 0
+
+
+_ERROR_CODES = {Busy: "BUSY", Cancelled: "CANCELLED", CannotSave: "REGISTERS"}
+
+
+def _answer_error(failed: Exception) -> int:
+    """Print `ERROR CODE TEXT` for the caller: our own code, or pyinjector's
+    return value and error text."""
+    code: object = _ERROR_CODES.get(type(failed)) or getattr(failed, "ret_val", 0)
+    text = getattr(failed, "error_str", None) or failed
+    print("ERROR", code, str(text).replace("\n", " "), flush=True)
+    return 1
 
 
 if __name__ == "__main__":
