@@ -328,6 +328,8 @@ def test_a_forced_stop_never_lands_in_a_del_method(env: dict[str, str]) -> None:
     print(f"stops of a thread busy in __del__: {result}")
     assert result["problems"] == []
     for outcomes in result["requests"]:
-        assert set(outcomes) <= {"exited", "force_deferred"}, outcomes
+        # force_pending: not raised within the request's 1 s (CI saw it once on
+        # a loaded machine, the next request answered exited)
+        assert set(outcomes) <= {"exited", "force_deferred", "force_pending"}, outcomes
     if LINE_TRAPS:  # raised at the thread's own line, between two __del__ calls
         assert result["running"] == [False] * 4
