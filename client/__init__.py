@@ -8,9 +8,11 @@ with Client.for_pid(1234) as client:
     print(result.outcome)  # StopOutcome.EXITED ("exited"), STILL_RUNNING or REQUESTED
 """
 
+import importlib
+from typing import TYPE_CHECKING
+
 from threadctl._outcome import CancelOutcome, StopOutcome
-from threadctl.client._client import DEFAULT_TIMEOUT, Client
-from threadctl.client._credentials import TLS, open_channel, socket_token
+from threadctl.client._backend import DEFAULT_TIMEOUT
 from threadctl.client._discovery import RunningServer, resolve_address, running_servers
 from threadctl.client._errors import (
     ClientError,
@@ -34,6 +36,30 @@ from threadctl.client._models import (
     WatchSample,
 )
 from threadctl.client._task_models import CancelResult, LoopInfo, TaskInfo, TaskList
+
+if TYPE_CHECKING:
+    from threadctl.client._client import Client
+    from threadctl.client._credentials import TLS, open_channel, socket_token
+
+# The names whose modules import grpc (about 45 ms): loaded on first use, so
+# that a command that never talks gRPC (one-shot `--attach`, `--help`) never
+# pays for it.
+_NEEDS_GRPC = {
+    "Client": "_client",
+    "TLS": "_credentials",
+    "open_channel": "_credentials",
+    "socket_token": "_credentials",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _NEEDS_GRPC.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_TIMEOUT",

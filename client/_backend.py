@@ -15,6 +15,8 @@ from typing import Protocol, TypedDict
 from threadctl.client._errors import InvalidArgument
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
 
+DEFAULT_TIMEOUT = 10.0  # seconds per call, of either backend
+
 
 class Backend(Protocol):
     def list_threads(self, *, include_stacks: bool = False) -> ThreadList: ...

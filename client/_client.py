@@ -17,7 +17,7 @@ import grpc
 from google.protobuf.message import Message
 
 from threadctl.client import _discovery
-from threadctl.client._backend import selector_fields
+from threadctl.client._backend import DEFAULT_TIMEOUT, selector_fields
 from threadctl.client._credentials import TLS, open_channel
 from threadctl.client._errors import InvalidArgument, TargetUnavailable, error_for_status
 from threadctl.client._history_models import History
@@ -32,8 +32,6 @@ from threadctl.client._models import (
 from threadctl.client._task_models import CancelResult, TaskList
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
-
-DEFAULT_TIMEOUT = 10.0
 
 
 class Client:

@@ -18,18 +18,23 @@ import pwd
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from threadctl._version import __version__
 from threadctl.client import _completion, _exits, _render
-from threadctl.client._backend import Backend, SelectorFields
-from threadctl.client._client import DEFAULT_TIMEOUT, Client
-from threadctl.client._credentials import TLS
+from threadctl.client._backend import DEFAULT_TIMEOUT, Backend, SelectorFields
 from threadctl.client._discovery import resolve_address, running_servers
 from threadctl.client._errors import InvalidArgument, ThreadNotFound
 from threadctl.client._exits import Exit, exit_code_of, exit_code_of_stop
 from threadctl.client._models import ThreadInfo
 from threadctl.client._printable import printable
 from threadctl.errors import ThreadctlError
+
+if TYPE_CHECKING:
+    # grpc (about 45 ms of start-up) is imported only by commands that talk
+    # to a server: the one-shot backend and --help never load it.
+    from threadctl.client._client import Client
+    from threadctl.client._credentials import TLS
 
 ENV_TOKEN = "THREADCTL_TOKEN"  # noqa: S105 - the name of a variable
 ENV_TOKEN_FILE = "THREADCTL_TOKEN_FILE"  # noqa: S105 - the name of a variable
@@ -109,6 +114,8 @@ def _backend(args: argparse.Namespace) -> Backend:
         from threadctl.client.attach._oneshot import OneShot  # only now: it loads the host side
 
         return OneShot(args.pid, timeout=args.timeout)
+    from threadctl.client._client import Client
+
     address = resolve_address(args.pid, args.target)
     return Client(address, timeout=args.timeout, token=_token(args), tls=_tls(args))
 
@@ -132,7 +139,8 @@ def cmd_dump(backend: Backend, args: argparse.Namespace) -> Exit:
     thread that runs an asyncio loop its tasks' await chains."""
     listing = backend.list_threads(include_stacks=True)
     # Two listings, not one snapshot: a task may have finished in between.
-    tasks = backend.list_tasks(include_stacks=True) if isinstance(backend, Client) else None
+    list_tasks = getattr(backend, "list_tasks", None)  # the one-shot backend has none
+    tasks = list_tasks(include_stacks=True) if list_tasks is not None else None
     if args.json:
         data = listing.to_json()
         if tasks is not None:
@@ -148,6 +156,7 @@ def cmd_top(backend: Backend, args: argparse.Namespace) -> Exit:
     """Live view of the threads, busiest first (q quits; prints snapshots without a
     terminal; --json: one object per line and interval)."""
     from threadctl.client import _top  # only now: curses
+    from threadctl.client._client import Client
 
     client = backend
     if not isinstance(client, Client):  # top is not --attach-able: it needs a watch
@@ -207,6 +216,8 @@ def cmd_history(client: Client, args: argparse.Namespace) -> Exit:
 
 def cmd_ps(args: argparse.Namespace) -> Exit:
     """List this user's processes that run a threadctl server (as root: every user's)."""
+    from threadctl.client._client import Client
+
     rows = []
     for server in running_servers():
         try:
@@ -366,6 +377,8 @@ def _tls(args: argparse.Namespace) -> TLS | None:
         return None
     if bool(args.tls_cert) != bool(args.tls_key):
         raise InvalidArgument("--tls-cert and --tls-key go together")
+    from threadctl.client._credentials import TLS
+
     try:
         return TLS.from_files(args.tls_ca, args.tls_cert, args.tls_key, args.tls_server_name)
     except OSError as error:

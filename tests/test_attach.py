@@ -201,6 +201,28 @@ def test_one_shot_list_and_forced_stop_on_another_cpython(
     assert host.proc.poll() is None
 
 
+def test_one_shot_commands_never_load_grpc(start_plain: StartPlain, env: dict[str, str]) -> None:
+    # grpc is about 45 ms of a command's start-up, and a one-shot talks to no
+    # server: the client package loads it only for the names that need it.
+    host = start_plain(same_python_without_threadctl())
+    script = (
+        "import sys\n"
+        "from threadctl.client import cli\n"
+        f"code = cli.main(['list', '--pid', '{host.pid}', '--attach', '--json'])\n"
+        "print('GRPC', sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))\n"
+        "sys.exit(code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True,
+        timeout=DEADLINE, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    listing, loaded = done.stdout.rsplit("GRPC ", 1)
+    assert loaded.strip() == "[]"
+    assert {t["name"] for t in json.loads(listing)["threads"]} >= {"MainThread", "spinner"}
+
+
 def test_one_shot_uses_the_threadctl_a_process_already_has(
     start_host: Callable[..., Host], env: dict[str, str]
 ) -> None:

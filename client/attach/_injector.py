@@ -281,4 +281,6 @@ def _answer_error(failed: Exception) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Every answer is printed and flushed and nothing is attached any more:
+    # skip the interpreter's teardown (about 5 ms the caller waits for).
+    os._exit(main())

@@ -44,7 +44,9 @@ from threadctl.client.attach._inspect import Target, still_running, task_exists
 
 AGENT_FILE = "threadctl-agent.so"
 logger = logging.getLogger("threadctl.client")
-_POLL = 0.005
+# How often to look for the result and for the agent's thread to end: the
+# caller waits for both, and a look is two system calls.
+_POLL = 0.001
 # How long a claimed job may still take to answer after the deadline.
 _CLAIMED_GRACE = 1.0
 # How long to wait for the agent thread to end after it answered.
