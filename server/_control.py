@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from threadctl import _audit, _force, _history
+from threadctl import _audit, _force, _history, _switching
 from threadctl._core.procfs import is_alive
 from threadctl._force import settle
 from threadctl._hooks import run_stop_hooks
@@ -201,7 +201,8 @@ def join_briefly(thread: threading.Thread, remaining: float, interval: float | N
     """Wait for `thread` to exit, at most `remaining` seconds and at most one
     check interval (so the caller can re-check whether to go on)."""
     timeout = min(remaining, interval or _ABANDON_CHECK_INTERVAL)
-    if isinstance(thread, threading._DummyThread) or thread is threading.current_thread():
-        time.sleep(timeout)  # cannot be joined: started outside `threading`, or ourselves
-    else:
-        thread.join(timeout)
+    with _switching.waiting():
+        if isinstance(thread, threading._DummyThread) or thread is threading.current_thread():
+            time.sleep(timeout)  # cannot be joined: started outside `threading`, or ourselves
+        else:
+            thread.join(timeout)

@@ -54,6 +54,7 @@ from threadctl._core.landing import (
     send,
 )
 from threadctl._registry import ForceEpisode, ForceState, ThreadState, registry
+from threadctl._switching import short_interval
 from threadctl.errors import ProtectedThread, TaskStopped, ThreadNotFound, ThreadStopped
 
 _ClearAsyncExc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
@@ -313,15 +314,14 @@ class _Lander:
     A thread busy inside protected code (logging, a queue) is at a place the
     stop may land only now and then, and this thread sees it only when the
     GIL passes: every switch interval (5 ms by default) beside a busy thread.
-    While such a thread is waited for, the interval is lowered to FAST_SWITCH
-    (more hand-overs, more looks), for at most BUSY_BUDGET seconds per stop,
-    and put back as soon as no busy stop waits (also when this thread ends);
-    if the host changed it meanwhile, the host's value stays.
+    While such a thread is waited for, this holds the short switch interval
+    (_switching: more hand-overs, more looks), for at most BUSY_BUDGET seconds
+    per stop, and lets go as soon as no busy stop waits (also when this
+    thread ends).
     """
 
     FAST = 0.0005
     SLOW = 0.05
-    FAST_SWITCH = 0.0002
     BUSY_BUDGET = 5.0
 
     def __init__(self) -> None:
@@ -347,7 +347,7 @@ class _Lander:
                 self._running = False
 
     def _run(self) -> None:
-        switch = _SwitchInterval(self.FAST_SWITCH)
+        holding = False  # the short switch interval
         try:
             while True:
                 with self._lock:
@@ -369,13 +369,13 @@ class _Lander:
                         delay = min(delay, next_try)
                         started = episode.forced_at
                         busy |= next_try == self.FAST and time.time() - started < self.BUSY_BUDGET
-                if busy:
-                    switch.lower()
-                else:
-                    switch.restore()
+                if busy != holding:
+                    (short_interval.hold if busy else short_interval.release)()
+                    holding = busy
                 self._wake.wait(delay)
         finally:
-            switch.restore()
+            if holding:
+                short_interval.release()
 
     def _attempt(
         self, thread: threading.Thread, state: ThreadState, episode: ForceEpisode
@@ -419,28 +419,6 @@ class _Lander:
         self._position = {}
         self._wake = threading.Event()
         self._running = False
-
-
-class _SwitchInterval:
-    """Lowers sys.setswitchinterval() and puts the host's value back."""
-
-    def __init__(self, fast: float) -> None:
-        self._fast = fast
-        self._host: float | None = None
-        self._ours = 0.0  # the value as the interpreter reports it back
-
-    def lower(self) -> None:
-        if self._host is None:
-            host = sys.getswitchinterval()
-            if host > self._fast:
-                self._host = host
-                sys.setswitchinterval(self._fast)
-                self._ours = sys.getswitchinterval()
-
-    def restore(self) -> None:
-        host, self._host = self._host, None
-        if host is not None and sys.getswitchinterval() == self._ours:
-            sys.setswitchinterval(host)  # unless the host changed it meanwhile
 
 
 _lander = _Lander()

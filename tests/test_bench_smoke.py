@@ -34,6 +34,8 @@ FIGURES = {
     "work_idle",
     "work_10hz",
     "work_100hz",
+    "work_busy_no_server",
+    "work_busy_10hz",
     "cpu_none",
     "cpu_idle",
     "cpu_10hz",

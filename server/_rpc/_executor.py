@@ -12,6 +12,10 @@ A few workers start with the pool: from CPython 3.12 on, no thread can be
 started once the interpreter is shutting down (after an uncaught
 KeyboardInterrupt, while it waits for the program's threads), and the server
 must still answer then, e.g. to show which thread holds up the exit.
+
+From a call's submission until its handler returns, the GIL's switch
+interval is short (_switching), so a host with busy threads answers in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
+
+from threadctl import _switching
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
@@ -57,6 +63,7 @@ class DaemonThreadPool:
         with self._lock:
             if self._shut_down:
                 raise RuntimeError("cannot submit after shutdown")
+            _switching.request_submitted()  # until the worker that takes it is done
             self._work.put((future, fn, args, kwargs))
             # An idle worker will take the item; otherwise start one, up to
             # the limit (beyond it the item waits for the next free worker).
@@ -95,10 +102,11 @@ class DaemonThreadPool:
             if item is None:
                 return
             future, fn, args, kwargs = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as error:  # noqa: BLE001 - handed to the future
-                    future.set_exception(error)
+            with _switching.request_worked_on():
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(fn(*args, **kwargs))
+                    except BaseException as error:  # noqa: BLE001 - handed to the future
+                        future.set_exception(error)
             with self._lock:
                 self._idle += 1

@@ -22,7 +22,7 @@ from typing import NoReturn
 
 import grpc
 
-from threadctl import _audit, _control, _history
+from threadctl import _audit, _control, _history, _switching
 from threadctl._rpc._interceptors import caller_name
 from threadctl._rpc._proto_mapping import (
     cancel_response,
@@ -198,7 +198,8 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
-                    cancelled.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
+                    with _switching.waiting():
+                        cancelled.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
         finally:
             self._watch_slots.release()
 

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from threadctl import _audit, _history
+from threadctl import _audit, _history, _switching
 from threadctl._control import validate
 from threadctl._core.frames import frames_guarded
 from threadctl._core.source import cleanup_lines
@@ -103,7 +103,8 @@ def cancel_task(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        cancel.finished.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
+        with _switching.waiting():
+            cancel.finished.wait(min(remaining, _ABANDON_CHECK_INTERVAL))
     waited = time.monotonic() - started
     result = CancelResult(_outcome(cancel, wait), listing.describe(task), waited)
     _audit.task_cancelled(caller=caller, result=result, reason=reason, forced=False)

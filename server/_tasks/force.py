@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from threadctl import _audit, _force, _history
+from threadctl import _audit, _force, _history, _switching
 from threadctl._control import validate
 from threadctl._core.frames import frames_guarded
 from threadctl._outcome import CancelOutcome
@@ -93,7 +93,8 @@ def force_task(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        time.sleep(min(remaining, _POLL_INTERVAL))
+        with _switching.waiting():
+            time.sleep(min(remaining, _POLL_INTERVAL))
     _force.settle(thread, state)  # caught by Task.__step, or moved on: the request is over
     waited = time.monotonic() - started
     result = CancelResult(_outcome(task, episode), listing.describe(task), waited)

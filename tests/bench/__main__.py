@@ -61,6 +61,7 @@ class Sizes:
     busy_calls: int = 15
     cost_rounds: int = 10
     work_iterations: int = 16_000_000
+    busy_work_iterations: int = 4_000_000  # beside 3 spinners: about 4x as long
     cpu_rounds: int = 3
     cpu_window: float = 1.0
     cli_runs: int = 10
@@ -86,6 +87,7 @@ SMOKE = Sizes(
     busy_calls=3,
     cost_rounds=1,
     work_iterations=100_000,
+    busy_work_iterations=100_000,
     cpu_rounds=1,
     cpu_window=0.05,
     cli_runs=1,
@@ -127,6 +129,9 @@ def cost_and_install(env: dict[str, str], sizes: Sizes) -> Sections:
         after = first.ask("rss", "RSS")["bytes"]
         first.ask("close", "CLOSED")
         cost = _cost.host_cost(first, sizes.cost_rounds, sizes.work_iterations)
+        cost += _cost.host_cost_beside_busy(
+            first, sizes.cost_rounds, sizes.busy_work_iterations, spinners=3
+        )
         cost += _cost.host_cpu(first, sizes.cpu_rounds, sizes.cpu_window)
         bare_before = fresh.ask("rss", "RSS")["bytes"]
         echo = fresh.ask("echo", "ECHO")

@@ -122,6 +122,49 @@ def host_cost(host: BenchHost, rounds: int, iterations: int) -> list[Figure]:
     return figures
 
 
+def host_cost_beside_busy(
+    host: BenchHost, rounds: int, iterations: int, spinners: int
+) -> list[Figure]:
+    """The workload beside `spinners` busy threads, with the server polled at
+    10 Hz and closed in turn (order alternated): what the short switch
+    interval while a request is worked on (threadctl._switching) costs a
+    host whose own threads contend for the GIL."""
+    served: list[float] = []
+    closed: list[float] = []
+    rates: list[float] = []
+    work = f"work {iterations}"
+    host.ask(f"busy {spinners}", "BUSY")
+    try:
+        for r in range(rounds):
+            for serving in (True, False) if r % 2 else (False, True):
+                if not serving:
+                    closed.append(_value(host.ask(work, "WORK")))
+                    continue
+                address = host.ask("install", "INSTALLED")["address"]
+                with Connection(address) as conn:
+                    conn.list_threads()
+                    with Poller(conn, 10) as poller:
+                        served.append(_value(host.ask(work, "WORK")))
+                    rates.append(poller.achieved)
+                host.ask("close", "CLOSED")
+    finally:
+        host.ask("unbusy", "UNBUSY")
+    ratios = [s / n for s, n in zip(served, closed, strict=True)]
+    beside = f"beside {spinners} busy threads"
+    return [
+        timing("work_busy_no_server", f"host workload {beside}, no server (closed)", closed),
+        timing(
+            "work_busy_10hz",
+            f"host workload {beside}, ListThreads at 10 Hz ({median(rates):.0f}/s done)",
+            served,
+            baseline=median(closed),
+            baseline_label="no server",
+            target_ratio=TARGETS["10hz"],
+            paired_ratio=median(ratios),
+        ),
+    ]
+
+
 def host_cpu(host: BenchHost, rounds: int, window: float) -> list[Figure]:
     """Share of one core the otherwise idle host uses per condition."""
     shares, rates = _rounds(host, rounds, f"cpu {window}", "CPU")
