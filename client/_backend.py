@@ -14,6 +14,7 @@ from typing import Protocol, TypedDict
 
 from threadctl.client._errors import InvalidArgument
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
+from threadctl.client._task_models import TaskList
 
 DEFAULT_TIMEOUT = 10.0  # seconds per call, of either backend
 
@@ -54,6 +55,8 @@ class Backend(Protocol):
         reason: str = "",
         include_main_thread: bool = False,
     ) -> StopAllResult: ...
+
+    def list_tasks(self, *, include_stacks: bool = False, thread: int = 0) -> TaskList: ...
 
     def close(self) -> None: ...
 

@@ -84,12 +84,12 @@ def by_cpu_share(threads: list[ThreadInfo]) -> list[ThreadInfo]:
     return sorted(threads, key=lambda t: (-(t.cpu_share or 0.0), t.partial, t.native_id))
 
 
-def dump_text(listing: ThreadList, tasks: TaskList | None = None) -> str:
+def dump_text(listing: ThreadList, tasks: TaskList) -> str:
     """All threads with stacks, innermost frame first, in the layout of
     `py-spy dump` (so it reads at a glance beside it); under a thread that
     runs an asyncio loop, the loop and its tasks with their await chains."""
     listing = printable_copy(listing)
-    tasks = printable_copy(tasks) if tasks is not None else TaskList(listing.process, [], [])
+    tasks = printable_copy(tasks)
     names = {task.task_id: task.name for task in tasks.tasks}
     process = listing.process
     out = [
@@ -112,17 +112,17 @@ def dump_text(listing: ThreadList, tasks: TaskList | None = None) -> str:
         for loop in tasks.loops:
             if loop.thread_ident == t.ident:
                 placed.add(loop.loop_id)
-                out += _dump_loop(loop, tasks.tasks, names)
+                out += _dump_loop(loop, tasks, names)
     elsewhere = [loop for loop in tasks.loops if loop.loop_id not in placed]
     if elsewhere:
         out += ["", "Event loops of no listed thread:"]
-        out += [line for loop in elsewhere for line in _dump_loop(loop, tasks.tasks, names)]
+        out += [line for loop in elsewhere for line in _dump_loop(loop, tasks, names)]
     return "\n".join(out)
 
 
-def _dump_loop(loop: LoopInfo, tasks: list[TaskInfo], names: dict[int, str]) -> list[str]:
-    out = ["", "    " + _loop_line(loop, names)]
-    for task in tasks:
+def _dump_loop(loop: LoopInfo, listing: TaskList, names: dict[int, str]) -> list[str]:
+    out = ["", "    " + _loop_line(loop, names, listing.ids_are_addresses)]
+    for task in listing.tasks:
         if task.loop_id == loop.loop_id:
             awaiting = f", awaiting {task.awaiting}" if task.awaiting else ""
             out.append(f'    Task {task.task_id} ({task.state}{awaiting}): "{task.name}"')
@@ -152,7 +152,7 @@ def tasks_text(listing: TaskList, with_stacks: bool) -> str:
     names = {task.task_id: task.name for task in listing.tasks}
     for loop in listing.loops:
         tasks = [task for task in listing.tasks if task.loop_id == loop.loop_id]
-        out += ["", _loop_line(loop, names)]
+        out += ["", _loop_line(loop, names, listing.ids_are_addresses)]
         if with_stacks:
             out += [line for task in tasks for line in _task_block(task)]
             continue
@@ -174,7 +174,7 @@ def tasks_text(listing: TaskList, with_stacks: bool) -> str:
     return "\n".join(out)
 
 
-def _loop_line(loop: LoopInfo, names: dict[int, str]) -> str:
+def _loop_line(loop: LoopInfo, names: dict[int, str], one_shot: bool) -> str:
     where = f"thread {loop.thread_native_id} ({_clip(loop.thread_name, 32)})"
     head = f"loop {loop.loop_id} ({loop.loop_class.rpartition('.')[2]})"
     if not loop.running:
@@ -185,6 +185,8 @@ def _loop_line(loop: LoopInfo, names: dict[int, str]) -> str:
     if not loop.current_task_id:
         return f"{blocked} a callback"
     name = names.get(loop.current_task_id, "?")
+    if one_shot:  # no server knows these ids
+        return f"{blocked} task {loop.current_task_id} ({name}) (`threadctl attach` to end it)"
     return (
         f"{blocked} task {loop.current_task_id} ({name})"
         f" (`threadctl cancel {loop.current_task_id} --force` ends it)"

@@ -9,6 +9,12 @@ from threadctl._outcome import CancelOutcome
 from threadctl.client._models import Frame, ProcessInfo
 from threadctl.v1 import threadctl_pb2 as pb
 
+# A one-shot listing's note (client/attach/_oneshot.py): its ids are not a server's.
+ADDRESS_IDS_NOTE = (
+    "task and loop ids are their addresses in the process, for reading this listing:"
+    " `threadctl attach` it to cancel a task (its server numbers tasks its own way)"
+)
+
 
 @dataclass(frozen=True)
 class LoopInfo:
@@ -101,6 +107,11 @@ class TaskList:
             [LoopInfo.from_proto(loop) for loop in response.loops],
             [TaskInfo.from_proto(task, with_stacks) for task in response.tasks],
         )
+
+    @property
+    def ids_are_addresses(self) -> bool:
+        """Listed by a one-shot job: no server knows these ids."""
+        return ADDRESS_IDS_NOTE in self.process.notes
 
     def to_json(self) -> dict[str, object]:
         return {

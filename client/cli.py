@@ -139,13 +139,10 @@ def cmd_dump(backend: Backend, args: argparse.Namespace) -> Exit:
     thread that runs an asyncio loop its tasks' await chains."""
     listing = backend.list_threads(include_stacks=True)
     # Two listings, not one snapshot: a task may have finished in between.
-    list_tasks = getattr(backend, "list_tasks", None)  # the one-shot backend has none
-    tasks = list_tasks(include_stacks=True) if list_tasks is not None else None
+    tasks = backend.list_tasks(include_stacks=True)
     if args.json:
-        data = listing.to_json()
-        if tasks is not None:
-            task_data = tasks.to_json()
-            data.update(loops=task_data["loops"], tasks=task_data["tasks"])
+        data, task_data = listing.to_json(), tasks.to_json()
+        data.update(loops=task_data["loops"], tasks=task_data["tasks"])
         _print_json(data)
     else:
         print(_render.dump_text(listing, tasks))
@@ -178,10 +175,10 @@ def cmd_health(client: Client, args: argparse.Namespace) -> Exit:
     return Exit.OK if status == "SERVING" else Exit.UNREACHABLE
 
 
-def cmd_tasks(client: Client, args: argparse.Namespace) -> Exit:
+def cmd_tasks(backend: Backend, args: argparse.Namespace) -> Exit:
     """List the asyncio event loops and their pending tasks: what each awaits, and
     which loop is blocked by which task."""
-    listing = client.list_tasks(include_stacks=args.stacks, thread=args.thread or 0)
+    listing = backend.list_tasks(include_stacks=args.stacks, thread=args.thread or 0)
     if args.json:
         _print_json(listing.to_json())
     else:
@@ -589,7 +586,7 @@ def _parser() -> argparse.ArgumentParser:
     show = attachable(command("show", cmd_show))
     show.add_argument("tid", type=_thread_arg, metavar="THREAD", help=_THREAD_HELP)
 
-    tasks = command("tasks", cmd_tasks)
+    tasks = attachable(command("tasks", cmd_tasks))
     tasks.add_argument("--stacks", action="store_true", help="include each task's await chain")
     tasks.add_argument(
         "--thread",

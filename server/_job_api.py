@@ -21,7 +21,7 @@ from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
 from threadctl.errors import ThreadctlError, status_of
 
-VERSION = 1
+VERSION = 2
 
 
 def run(params: dict[str, Any]) -> dict[str, Any]:
@@ -88,8 +88,16 @@ def _detach(params: dict[str, Any]) -> dict[str, Any]:
     return _attach_target.detach(caller=params["caller"], caller_uid=params["caller_uid"])
 
 
+def _tasks(params: dict[str, Any]) -> dict[str, Any]:
+    from threadctl._tasks.listing import list_tasks
+
+    listing = list_tasks(params["stacks"], params["loop_thread"])
+    return {"process": _fields.process_fields(), **_fields.tasks_fields(listing)}
+
+
 _OPS = {
     "list": _list,
+    "tasks": _tasks,
     "get": _get,
     "stop": _stop,
     "stop_all": _stop_all,

@@ -615,6 +615,7 @@ def test_one_shots_leave_the_process_as_they_found_it(env: dict[str, str]) -> No
             ("list", "--pid", pid),
             ("show", spinner, "--pid", pid),
             ("dump", "--pid", pid),
+            ("tasks", "--pid", pid),
         ]
         untouched = _footprint(host.pid)
         for args in one_shots:  # warm-up: glibc keeps a thread's arena and stack cache
@@ -665,3 +666,71 @@ def _footprint(pid: int) -> dict[str, object]:
         "files": len(os.listdir(f"/proc/{pid}/fd")),
         "threads": len(os.listdir(f"/proc/{pid}/task")),
     }
+
+
+def test_one_shot_tasks_of_an_asyncio_program_without_threadctl(env: dict[str, str]) -> None:
+    host = Host([same_python_without_threadctl(), str(HOSTS / "plain_asyncio.py")], env)
+    try:
+        modules_before = _modules(host)
+        pid, side_tid = str(host.pid), host.tid("side-loop")
+
+        listed = attach_cli("tasks", "--pid", pid, "--json", env=env)
+
+        assert listed.returncode == 0, listed.stderr
+        listing = json.loads(listed.stdout)
+        assert any("addresses" in note for note in listing["process"]["notes"])
+        loops = {loop["thread_native_id"]: loop for loop in listing["loops"]}
+        assert set(loops) == {host.tid("MainThread"), side_tid}
+        assert all(loop["running"] and loop["stalled_seconds"] == 0 for loop in loops.values())
+        by_name = {task["name"]: task for task in listing["tasks"]}
+        main_loop = loops[host.tid("MainThread")]["loop_id"]
+        expected = {
+            "waiter": ("asyncio.Queue.get", main_loop),
+            "sleeper": ("asyncio.sleep", main_loop),
+            "py-task": ("asyncio.Event.wait", main_loop),  # the pure-Python Task
+            "side-ticker": ("asyncio.sleep", loops[side_tid]["loop_id"]),
+        }
+        for name, (awaiting, loop_id) in expected.items():
+            assert (by_name[name]["awaiting"], by_name[name]["loop_id"]) == (awaiting, loop_id)
+            assert by_name[name]["state"] == "pending"
+        if sys.version_info >= (3, 11):
+            supervisor = by_name["supervisor"]["task_id"]
+            assert by_name["worker-1"]["awaited_by"] == [supervisor]
+
+        side = attach_cli("tasks", "--pid", pid, "--thread", str(side_tid), "--stacks", env=env)
+        assert side.returncode == 0, side.stderr
+        assert "side-ticker" in side.stdout
+        assert "waiter" not in side.stdout
+        assert "side_ticker" in side.stdout  # its await chain
+        missing = attach_cli("tasks", "--pid", pid, "--thread", "999999999", env=env)
+        assert missing.returncode == 4
+        assert missing.stderr.strip() == (
+            "threadctl: no event loop with pending tasks runs in thread 999999999"
+        )
+
+        host.send("block")
+        host.expect("BLOCKING")
+        blocked = attach_cli("tasks", "--pid", pid, env=env)
+        assert blocked.returncode == 0, blocked.stderr
+        line = next(line for line in blocked.stdout.splitlines() if "BLOCKED" in line)
+        assert f"thread {host.tid('MainThread')}" in line
+        assert "(blocker)" in line
+        assert "threadctl attach" in line  # not a cancel the one-shot cannot do
+        host.send("unblock")
+
+        dumped = attach_cli("dump", "--pid", pid, env=env)
+        assert dumped.returncode == 0, dumped.stderr
+        assert "side-ticker" in dumped.stdout
+        assert _modules(host) == modules_before
+        assert not _threadctl_mapped(_footprint(host.pid))
+        host.send("ticks?")
+        ticked = int(host.expect("TICKS ").split()[1])
+        wait_until(lambda: _ticks(host) > ticked, what="the side loop to go on")
+    finally:
+        host.stop()
+    assert not [line for line in host.stderr_lines if "Traceback" in line]
+
+
+def _ticks(host: Host) -> int:
+    host.send("ticks?")
+    return int(host.expect("TICKS ").split()[1])

@@ -109,6 +109,13 @@ def test_tasks_of_every_loop_with_what_each_awaits(
     assert f"in thread {app.tid('side-loop')} (side-loop): turning" in table.stdout
     assert "asyncio.StreamReader.readline" in table.stdout
 
+    # One-shot in a process with threadctl: its own listing, with its server's ids.
+    one_shot = _tasks(app, env, "--attach")
+    assert {t["name"]: t["task_id"] for t in one_shot["tasks"]}.items() >= {
+        name: tasks[name]["task_id"] for name in ("stubborn", "py-task", "side-ticker")
+    }.items()
+    assert not any("addresses" in note for note in one_shot["process"]["notes"])
+
 
 def test_dump_shows_each_loop_and_its_tasks_under_the_thread_that_runs_it(
     app: Host, env: dict[str, str]
@@ -276,7 +283,7 @@ def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
     assert f"by task {blocker['task_id']} (blocker)" in table
     assert f"`threadctl cancel {blocker['task_id']} --force` ends it" in table
     if TASK_GROUPS:  # the README shows this host's table (3.10 has no TaskGroup)
-        (example,) = readme_blocks("$ threadctl tasks --pid")
+        (example,) = readme_blocks("$ threadctl tasks --pid 3569")
         assert shape(example.splitlines()[2:]) <= shape(table.splitlines()[1:])
 
     not_running = run_cli(

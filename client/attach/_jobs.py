@@ -57,6 +57,7 @@ _CORE = Path(threadctl._core.__file__).parent
 # What each kind of job ships (besides target/runner.py), in load order.
 _CORE_MODULES = (
     "frames",
+    "tasks",
     "known_waits",
     "procfs",
     "source",

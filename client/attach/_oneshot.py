@@ -29,6 +29,7 @@ from threadctl._bytecode import current_call
 from threadctl._core.frames import FrameInfo
 from threadctl.client._backend import selector_fields
 from threadctl.client._models import StopAllResult, StopResult, ThreadInfo, ThreadList
+from threadctl.client._task_models import ADDRESS_IDS_NOTE, TaskList
 from threadctl.client.attach import _inspect, _jobs
 from threadctl.v1 import threadctl_pb2 as pb
 
@@ -120,6 +121,14 @@ class OneShot:
         answer = self._run(params, extra_time=grace + (wait if force else 0.0))
         records = [report["thread"] for report in answer["result"]["threads"]]
         return StopAllResult.from_proto(_decode(answer, pb.StopAllThreadsResponse(), records))
+
+    def list_tasks(self, *, include_stacks: bool = False, thread: int = 0) -> TaskList:
+        answer = self._run({"op": "tasks", "stacks": include_stacks, "loop_thread": thread})
+        response = _decode(answer, pb.ListTasksResponse(), [])
+        response.process.notes.append(ONE_SHOT_NOTE)
+        if not response.process.threadctl_version:  # the shipped job answered, not threadctl's
+            response.process.notes.append(ADDRESS_IDS_NOTE)
+        return TaskList.from_proto(response, include_stacks)
 
     def close(self) -> None:
         pass

@@ -207,12 +207,10 @@ class ThreadControlServicer(pb_grpc.ThreadControlServicer):
         self, request: pb.ListTasksRequest, context: grpc.ServicerContext
     ) -> pb.ListTasksResponse:
         self._refuse_if_closing(context)
-        listing = list_tasks(request.include_stacks, request.thread)
-        if request.thread and not listing.loops:
-            context.abort(
-                grpc.StatusCode.NOT_FOUND,
-                f"no event loop with pending tasks runs in thread {request.thread}",
-            )
+        try:
+            listing = list_tasks(request.include_stacks, request.thread)
+        except ThreadctlError as error:
+            _abort(context, error)
         return tasks_response(self._process, listing)
 
     def CancelTask(  # noqa: N802 - gRPC method name

@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from threadctl import _audit, _history, _switching
 from threadctl._control import validate
+from threadctl._core import tasks as core
 from threadctl._core.frames import frames_guarded
 from threadctl._core.source import cleanup_lines
 from threadctl._outcome import CancelOutcome
@@ -95,7 +96,7 @@ def cancel_task(
         refused(error, task_id, caller=caller, reason=reason)
         raise error from None
     entry = _history.task_cancel(
-        task, task_id, listing.coroutine_name(task), forced=False, caller=caller, reason=reason
+        task, task_id, core.coroutine_name(task), forced=False, caller=caller, reason=reason
     )
     started = time.monotonic()
     deadline = started + wait
@@ -149,5 +150,5 @@ def _cleaning_up(task: asyncio.Task[object]) -> bool:
     """Whether one of the task's frames is in an except or finally block or
     an `async with` exit."""
     with frames_guarded():
-        where = [(frame.f_code, frame.f_lineno) for frame in listing.chain(task)]
+        where = [(frame.f_code, frame.f_lineno) for frame in core.chain(task)]
     return any(line in cleanup_lines(code) for code, line in where if line is not None)

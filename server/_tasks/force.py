@@ -29,6 +29,7 @@ from collections.abc import Callable
 
 from threadctl import _audit, _force, _history, _switching
 from threadctl._control import validate
+from threadctl._core import tasks as core
 from threadctl._core.frames import frames_guarded
 from threadctl._outcome import CancelOutcome
 from threadctl._registry import ForceEpisode, registry
@@ -85,7 +86,7 @@ def force_task(
         refused(error, task_id, caller=caller, reason=reason, forced=True)
         raise
     entry = _history.task_cancel(
-        task, task_id, listing.coroutine_name(task), forced=True, caller=caller, reason=reason
+        task, task_id, core.coroutine_name(task), forced=True, caller=caller, reason=reason
     )
     started = time.monotonic()
     deadline = started + wait

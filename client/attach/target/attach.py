@@ -54,7 +54,7 @@ if TYPE_CHECKING:
         def run(self, params: Params) -> Json: ...
 
 
-JOB_API_VERSION = 1
+JOB_API_VERSION = 2
 GEVENT = (
     "gevent has monkey-patched threading in this process: threadctl's gRPC server needs real"
     " threads and would deadlock on gevent's locks; nothing was attached. One-shot"

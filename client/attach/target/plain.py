@@ -8,7 +8,7 @@ that cannot land within the call's wait is not sent at all. A cooperative
 stop is impossible (nothing in the process reads a stop flag).
 
 Answers are dicts in the proto's field names (ListThreadsResponse,
-GetThreadResponse, StopThreadResponse). What only the client can compute
+GetThreadResponse, StopThreadResponse, ListTasksResponse). What only the client can compute
 (what a thread's innermost frame is calling, which needs `dis`: an extension
 this job must not load) travels in `raw`: each thread's walked frames with
 their tags, and its innermost code object, marshalled.
@@ -23,6 +23,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Collection
     from threading import Thread
     from types import CodeType
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
         caller_uid: int
         stacks: bool
         thread: dict[str, object]  # ThreadSelector fields, one of them
+        loop_thread: int  # tasks: only the loop this thread runs (TID or ident), if not 0
         expected_identity: str
         reason: str
         wait: float
@@ -72,7 +74,7 @@ if TYPE_CHECKING:
 # In a job the core's modules are siblings, which type checkers cannot see:
 # they (and linters) see the core where it lives (the core is stdlib-only).
 if not TYPE_CHECKING and __package__ and __package__ != "threadctl.client.attach.target":
-    from . import frames, known_waits, landing, procfs, quiet, traps
+    from . import frames, known_waits, landing, procfs, quiet, tasks, traps
     from . import futures as futures_module
 else:
     from threadctl._core import (
@@ -81,12 +83,14 @@ else:
         landing,
         procfs,
         quiet,
+        tasks,
         traps,
     )
     from threadctl._core import futures as futures_module
 
 ACTIVITY_DEPTH = 8  # frames walked to classify a thread when no stack is asked for
 DELIVERY_WINDOW = 0.1  # as threadctl's server: time a busy thread gets to take it
+PROBE_WAIT = 0.1  # as threadctl's server: a loop that has not turned by then is stalled
 GEVENT_NOTE = (
     "gevent has monkey-patched threading in this process: greenlets are not threads, so"
     " the OS threads are listed, and forced stops are refused (one would hit whichever"
@@ -122,6 +126,8 @@ def _run(params: Params, agent_land: landing.Injector | None) -> Json:
         return {"result": {"thread": record}, "raw": {key: raw[key]} if key in raw else {}}
     if op == "stop":
         return {"result": _stop(params, me, agent_land), "raw": {}}
+    if op == "tasks":
+        return {"result": _tasks(params["stacks"], params["loop_thread"]), "raw": {}}
     raise Refusal(
         "FAILED_PRECONDITION",
         f"{op} needs threadctl inside the process (nothing there reads a stop flag);"
@@ -255,6 +261,84 @@ def _process() -> Json:
         "threadctl_version": "",
         "notes": [GEVENT_NOTE] if _gevent() else [],
     }
+
+
+# --- asyncio tasks ------------------------------------------------------------
+
+
+def _tasks(stacks: bool, wanted: int) -> Json:
+    """A ListTasksResponse: the loops with pending tasks, and those tasks.
+
+    Ids are the tasks' and loops' addresses (`id()`): nothing stays here to
+    number them, and an address is never one of a server's ids (those count
+    from 1), so an id from here given to CancelTask after an attach is
+    refused, never taken for another task. Whether a loop turns is probed as
+    the server does: `Event.set` of a fresh Event scheduled on it with
+    call_soon_threadsafe (a loop blocked past PROBE_WAIT runs it when it
+    turns again; no code of the job's is left in it).
+    """
+    pending = tasks.pending_tasks()
+    loops = list({id(task.get_loop()): task.get_loop() for task in pending}.values())
+    stalled = _stalls(loops)
+    threading = sys.modules.get("threading")
+    active: dict[int, Thread] = dict(threading._active) if threading is not None else {}
+    loop_records: list[Json] = []
+    with frames.frames_guarded():
+        for loop in loops:
+            ident = tasks.running_thread(loop)
+            runner = active.get(ident)
+            native_id = procfs.native_id_of(runner) if runner is not None else 0
+            if wanted and wanted not in (ident, native_id):
+                continue
+            current = tasks.current_task(loop)
+            loop_records.append(
+                {
+                    "loop_id": id(loop),
+                    "loop_class": f"{type(loop).__module__}.{type(loop).__qualname__}",
+                    "running": loop.is_running(),
+                    "thread_ident": ident,
+                    "thread_native_id": native_id,
+                    "thread_name": runner.name if runner is not None else "",
+                    "stalled_seconds": stalled.get(id(loop), 0.0),
+                    "current_task_id": id(current) if current is not None else 0,
+                }
+            )
+        listed = {record["loop_id"] for record in loop_records}
+        chosen = [task for task in pending if id(task.get_loop()) in listed]
+        task_records = [
+            {
+                **record,
+                "state": f"TASK_STATE_{record['state'].upper()}",
+                "stack": [_frame(f) for f in record["stack"] or ()],
+            }
+            for record in tasks.records(chosen, id, id, stacks)
+        ]
+    if wanted and not loop_records:
+        raise Refusal("NOT_FOUND", f"no event loop with pending tasks runs in thread {wanted}")
+    return {"process": _process(), "loops": loop_records, "tasks": task_records}
+
+
+def _stalls(loops: list[asyncio.AbstractEventLoop]) -> dict[int, float]:
+    """By id, the running loops among `loops` that did not run a callback
+    within PROBE_WAIT seconds, and how long they were waited for."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return {}
+    sent = []
+    started = time.monotonic()
+    for loop in loops:
+        if loop.is_running():
+            ran = threading.Event()
+            try:
+                loop.call_soon_threadsafe(ran.set)
+            except RuntimeError:  # closed meanwhile
+                continue
+            sent.append((loop, ran))
+    stalled = {}
+    for loop, ran in sent:
+        if not ran.wait(max(0.0, started + PROBE_WAIT - time.monotonic())):
+            stalled[id(loop)] = time.monotonic() - started
+    return stalled
 
 
 # --- forced stop --------------------------------------------------------------

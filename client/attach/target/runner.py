@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         def run(self, params: Json, agent_land: object) -> Json: ...
 
 
-JOB_API_VERSION = 1
+JOB_API_VERSION = 2
 PACKAGE = "__threadctl_job__"
 
 
