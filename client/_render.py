@@ -176,6 +176,8 @@ def tasks_text(listing: TaskList, with_stacks: bool) -> str:
 
 def _loop_line(loop: LoopInfo, names: dict[int, str], one_shot: bool) -> str:
     where = f"thread {loop.thread_native_id} ({_clip(loop.thread_name, 32)})"
+    if not loop.thread_native_id:  # uvloop records none, and a one-shot cannot probe for it
+        where = "an unknown thread"
     head = f"loop {loop.loop_id} ({loop.loop_class.rpartition('.')[2]})"
     if not loop.running:
         return f"{head}: not running"

@@ -171,6 +171,11 @@ def test_a_plain_uvicorn_whose_loop_is_blocked_is_attached_and_its_request_force
     only that request."""
     program, port, loop_class = plain_uvicorn
     assert http_get(port) == OK
+    # uvloop records no thread, and idle, no task step shows it: a one-shot says so.
+    idle = run_cli("tasks", "--attach", "--pid", str(program.pid), env=env)
+    assert idle.returncode == 0, idle.stderr
+    assert "(Loop) in an unknown thread: turning" in idle.stdout
+    assert "Server.serve" in idle.stdout
     spinning = RawRequest(port, "/spin")
     wait_until(
         lambda: any(
@@ -181,6 +186,13 @@ def test_a_plain_uvicorn_whose_loop_is_blocked_is_attached_and_its_request_force
         ),
         what="the loop's thread in spin(), seen by a one-shot listing",
     )  # fmt: skip
+    # A one-shot task listing finds the loop blocked and the task it runs.
+    one_shot = cli_json("tasks", "--attach", "--pid", str(program.pid), env=env)
+    (seen,) = one_shot["loops"]
+    assert (seen["loop_class"], seen["thread_native_id"]) == (loop_class, program.pid)
+    assert seen["stalled_seconds"] > 0
+    running = [t for t in one_shot["tasks"] if t["task_id"] == seen["current_task_id"]]
+    assert [t["state"] for t in running] == ["running"]
 
     attached = run_cli("attach", str(program.pid), env=env)
 
