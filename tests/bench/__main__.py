@@ -62,6 +62,7 @@ class Sizes:
     cost_rounds: int = 10
     work_iterations: int = 16_000_000
     busy_work_iterations: int = 4_000_000  # beside 3 spinners: about 4x as long
+    loop_turns: int = 400_000  # about 0.8 s: several polls per window
     cpu_rounds: int = 3
     cpu_window: float = 1.0
     cli_runs: int = 10
@@ -88,6 +89,7 @@ SMOKE = Sizes(
     cost_rounds=1,
     work_iterations=100_000,
     busy_work_iterations=100_000,
+    loop_turns=200,
     cpu_rounds=1,
     cpu_window=0.05,
     cli_runs=1,
@@ -129,6 +131,7 @@ def cost_and_install(env: dict[str, str], sizes: Sizes) -> Sections:
         after = first.ask("rss", "RSS")["bytes"]
         first.ask("close", "CLOSED")
         cost = _cost.host_cost(first, sizes.cost_rounds, sizes.work_iterations)
+        cost += _cost.loop_cost(first, sizes.cost_rounds, sizes.loop_turns, tasks=100)
         cost += _cost.host_cost_beside_busy(
             first, sizes.cost_rounds, sizes.busy_work_iterations, spinners=3
         )

@@ -26,10 +26,11 @@ LABELS = {"idle": "idle server", "10hz": "ListThreads at 10 Hz", "100hz": "ListT
 
 
 class Poller:
-    """Calls ListThreads `rate` times a second on its own thread while open (0: never)."""
+    """Calls `call` (ListThreads by default) `rate` times a second on its own
+    thread while open (0: never)."""
 
-    def __init__(self, conn: Connection, rate: float) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection, rate: float, call: str = "list_threads") -> None:
+        self._call = getattr(conn, call)
         self._rate = rate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
@@ -40,7 +41,7 @@ class Poller:
         interval = 1.0 / self._rate
         due = time.monotonic()
         while not self._stop.wait(max(due - time.monotonic(), 0.0)):
-            self._conn.list_threads()
+            self._call()
             self._polls += 1
             due += interval
 
@@ -71,9 +72,11 @@ class Poller:
 Samples = dict[str, list[float]]
 
 
-def _rounds(host: BenchHost, rounds: int, command: str, answer: str) -> tuple[Samples, Samples]:
+def _rounds(
+    host: BenchHost, rounds: int, command: str, answer: str, call: str = "list_threads"
+) -> tuple[Samples, Samples]:
     """Answers to `command` per condition, `rounds` times (served ones, then
-    closed), and the polling rates achieved meanwhile."""
+    closed), and the polling rates (of `call`) achieved meanwhile."""
     results: Samples = {"none": [], **{name: [] for name, _ in SERVED}}
     rates: Samples = {name: [] for name, _ in SERVED}
     host.ask(command, answer)  # warm-up
@@ -83,7 +86,7 @@ def _rounds(host: BenchHost, rounds: int, command: str, answer: str) -> tuple[Sa
             conn.list_threads()
             shift = r % len(SERVED)
             for name, rate in SERVED[shift:] + SERVED[:shift]:
-                with Poller(conn, rate) as poller:
+                with Poller(conn, rate, call) as poller:
                     results[name].append(_value(host.ask(command, answer)))
                 rates[name].append(poller.achieved)
         host.ask("close", "CLOSED")
@@ -112,6 +115,39 @@ def host_cost(host: BenchHost, rounds: int, iterations: int) -> list[Figure]:
             timing(
                 f"work_{name}",
                 f"host workload, {_label(name, rates)}",
+                seconds[name],
+                baseline=floor,
+                baseline_label="no server",
+                target_ratio=TARGETS[name],
+                paired_ratio=median(ratios),
+            )
+        )
+    return figures
+
+
+def loop_cost(host: BenchHost, rounds: int, turns: int, tasks: int) -> list[Figure]:
+    """An asyncio loop's turns (`turns` of `await asyncio.sleep(0)`, in a
+    loop with `tasks` pending tasks) per condition, ListTasks polling instead
+    of ListThreads: what a listing's probe and its walk of the tasks cost the
+    loop, and that an idle server costs it nothing."""
+    host.ask(f"tasks {tasks}", "TASKS")
+    seconds, rates = _rounds(host, rounds, f"loopwork {turns}", "LOOPWORK", call="list_tasks")
+    floor = median(seconds["none"])
+    label = f"asyncio loop, {turns} turns beside {tasks} tasks"
+    figures = [timing("loop_no_server", f"{label}, no server (closed)", seconds["none"])]
+    for name, _ in SERVED:
+        if name == "100hz":
+            continue
+        ratios = [s / n for s, n in zip(seconds[name], seconds["none"], strict=True)]
+        what = (
+            "idle server"
+            if name == "idle"
+            else f"ListTasks at 10 Hz ({median(rates[name]):.0f}/s done)"
+        )
+        figures.append(
+            timing(
+                f"loop_{name}",
+                f"{label}, {what}",
                 seconds[name],
                 baseline=floor,
                 baseline_label="no server",

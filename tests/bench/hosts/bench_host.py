@@ -58,6 +58,7 @@ _say_lock = threading.Lock()
 _never_set = threading.Event()  # parked threads wait on it for good
 _parked: list[threading.Thread] = []
 _spinners: list[threading.Thread] = []
+_loops: list[Any] = []  # the event loop start_tasks runs (asyncio is imported only then)
 _spinning = False  # read by every spinner on each iteration; cleared by unbusy
 
 
@@ -109,6 +110,7 @@ def start_tasks(count: int) -> int:
         await queue.get()
 
     async def loop() -> None:
+        _loops.append(asyncio.get_running_loop())
         queue: asyncio.Queue[int] = asyncio.Queue()
         tasks = [asyncio.create_task(waiting(queue)) for _ in range(count)]
         started.set()
@@ -117,6 +119,19 @@ def start_tasks(count: int) -> int:
     threading.Thread(target=asyncio.run, args=(loop(),), name="bench-loop", daemon=True).start()
     started.wait()
     return count
+
+
+def loop_work(turns: int) -> float:
+    """Seconds the bench loop takes for `turns` turns (`await asyncio.sleep(0)`)."""
+    import asyncio
+
+    async def work() -> float:
+        t0 = time.perf_counter()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return time.perf_counter() - t0
+
+    return asyncio.run_coroutine_threadsafe(work(), _loops[0]).result()
 
 
 def parked_ident() -> int:
@@ -243,6 +258,8 @@ def main() -> None:
                 say("BUSY", {"threads": start_busy(int(args[0]))})
             elif command == "tasks":
                 say("TASKS", {"tasks": start_tasks(int(args[0]))})
+            elif command == "loopwork":
+                say("LOOPWORK", {"seconds": loop_work(int(args[0]))})
             elif command == "unbusy":
                 stop_busy()
                 say("UNBUSY", {})
