@@ -22,7 +22,7 @@ from bench._stats import median
 
 SERVED = (("idle", 0), ("10hz", 10), ("100hz", 100))
 TARGETS = {"idle": 1.01, "10hz": 1.03, "100hz": None}
-LABELS = {"idle": "idle server", "10hz": "ListThreads at 10 Hz", "100hz": "ListThreads at 100 Hz"}
+RATES = {"10hz": "10 Hz", "100hz": "100 Hz"}
 
 
 class Poller:
@@ -73,19 +73,24 @@ Samples = dict[str, list[float]]
 
 
 def _rounds(
-    host: BenchHost, rounds: int, command: str, answer: str, call: str = "list_threads"
+    host: BenchHost,
+    rounds: int,
+    command: str,
+    answer: str,
+    call: str = "list_threads",
+    served: tuple[tuple[str, int], ...] = SERVED,
 ) -> tuple[Samples, Samples]:
-    """Answers to `command` per condition, `rounds` times (served ones, then
-    closed), and the polling rates (of `call`) achieved meanwhile."""
-    results: Samples = {"none": [], **{name: [] for name, _ in SERVED}}
-    rates: Samples = {name: [] for name, _ in SERVED}
+    """Answers to `command` per condition, `rounds` times (the `served` ones,
+    then closed), and the polling rates (of `call`) achieved meanwhile."""
+    results: Samples = {"none": [], **{name: [] for name, _ in served}}
+    rates: Samples = {name: [] for name, _ in served}
     host.ask(command, answer)  # warm-up
     for r in range(rounds):
         address = host.ask("install", "INSTALLED")["address"]
         with Connection(address) as conn:
             conn.list_threads()
-            shift = r % len(SERVED)
-            for name, rate in SERVED[shift:] + SERVED[:shift]:
+            shift = r % len(served)
+            for name, rate in served[shift:] + served[:shift]:
                 with Poller(conn, rate, call) as poller:
                     results[name].append(_value(host.ask(command, answer)))
                 rates[name].append(poller.achieved)
@@ -94,9 +99,33 @@ def _rounds(
     return results, rates
 
 
-def _label(name: str, rates: Samples) -> str:
-    achieved = median(rates[name])
-    return LABELS[name] if name == "idle" else f"{LABELS[name]} ({achieved:.0f}/s done)"
+def _label(name: str, rates: Samples, polled: str = "ListThreads") -> str:
+    if name == "idle":
+        return "idle server"
+    return f"{polled} at {RATES[name]} ({median(rates[name]):.0f}/s done)"
+
+
+def _served_figures(
+    key: str, label: str, seconds: Samples, rates: Samples, polled: str
+) -> list[Figure]:
+    """The closed condition's figure, then each served one's with its ratio
+    to it (the median of per-round ratios)."""
+    floor = median(seconds["none"])
+    figures = [timing(f"{key}_no_server", f"{label}, no server (closed)", seconds["none"])]
+    for name in rates:
+        ratios = [s / n for s, n in zip(seconds[name], seconds["none"], strict=True)]
+        figures.append(
+            timing(
+                f"{key}_{name}",
+                f"{label}, {_label(name, rates, polled)}",
+                seconds[name],
+                baseline=floor,
+                baseline_label="no server",
+                target_ratio=TARGETS[name],
+                paired_ratio=median(ratios),
+            )
+        )
+    return figures
 
 
 def _value(answer: dict[str, float]) -> float:
@@ -107,55 +136,20 @@ def _value(answer: dict[str, float]) -> float:
 def host_cost(host: BenchHost, rounds: int, iterations: int) -> list[Figure]:
     """Workload wall time per condition; ratios are medians of per-round ratios."""
     seconds, rates = _rounds(host, rounds, f"work {iterations}", "WORK")
-    floor = median(seconds["none"])
-    figures = [timing("work_no_server", "host workload, no server (closed)", seconds["none"])]
-    for name, _ in SERVED:
-        ratios = [s / n for s, n in zip(seconds[name], seconds["none"], strict=True)]
-        figures.append(
-            timing(
-                f"work_{name}",
-                f"host workload, {_label(name, rates)}",
-                seconds[name],
-                baseline=floor,
-                baseline_label="no server",
-                target_ratio=TARGETS[name],
-                paired_ratio=median(ratios),
-            )
-        )
-    return figures
+    return _served_figures("work", "host workload", seconds, rates, "ListThreads")
 
 
 def loop_cost(host: BenchHost, rounds: int, turns: int, tasks: int) -> list[Figure]:
     """An asyncio loop's turns (`turns` of `await asyncio.sleep(0)`, in a
-    loop with `tasks` pending tasks) per condition, ListTasks polling instead
-    of ListThreads: what a listing's probe and its walk of the tasks cost the
-    loop, and that an idle server costs it nothing."""
+    loop with `tasks` pending tasks), idle and with ListTasks at 10 Hz: what
+    a listing's probe and its walk of the tasks cost the loop, and that an
+    idle server costs it nothing."""
     host.ask(f"tasks {tasks}", "TASKS")
-    seconds, rates = _rounds(host, rounds, f"loopwork {turns}", "LOOPWORK", call="list_tasks")
-    floor = median(seconds["none"])
+    seconds, rates = _rounds(
+        host, rounds, f"loopwork {turns}", "LOOPWORK", call="list_tasks", served=SERVED[:2]
+    )
     label = f"asyncio loop, {turns} turns beside {tasks} tasks"
-    figures = [timing("loop_no_server", f"{label}, no server (closed)", seconds["none"])]
-    for name, _ in SERVED:
-        if name == "100hz":
-            continue
-        ratios = [s / n for s, n in zip(seconds[name], seconds["none"], strict=True)]
-        what = (
-            "idle server"
-            if name == "idle"
-            else f"ListTasks at 10 Hz ({median(rates[name]):.0f}/s done)"
-        )
-        figures.append(
-            timing(
-                f"loop_{name}",
-                f"{label}, {what}",
-                seconds[name],
-                baseline=floor,
-                baseline_label="no server",
-                target_ratio=TARGETS[name],
-                paired_ratio=median(ratios),
-            )
-        )
-    return figures
+    return _served_figures("loop", label, seconds, rates, "ListTasks")
 
 
 def host_cost_beside_busy(
