@@ -16,6 +16,7 @@ their tags, and its innermost code object, marshalled.
 
 from __future__ import annotations
 
+import _thread
 import marshal
 import os
 import sys
@@ -273,8 +274,8 @@ def _tasks(stacks: bool, wanted: int) -> Json:
     number them, and an address is never one of a server's ids (those count
     from 1), so an id from here given to CancelTask after an attach is
     refused, never taken for another task. Whether a loop turns is probed as
-    the server does: `Event.set` of a fresh Event scheduled on it with
-    call_soon_threadsafe (a loop blocked past PROBE_WAIT runs it when it
+    the server does, with a callback scheduled by call_soon_threadsafe: the
+    `release` of a fresh lock (a loop blocked past PROBE_WAIT runs it when it
     turns again; no code of the job's is left in it).
     """
     pending = tasks.pending_tasks()
@@ -320,23 +321,27 @@ def _tasks(stacks: bool, wanted: int) -> Json:
 
 def _stalls(loops: list[asyncio.AbstractEventLoop]) -> dict[int, float]:
     """By id, the running loops among `loops` that did not run a callback
-    within PROBE_WAIT seconds, and how long they were waited for."""
-    threading = sys.modules.get("threading")
-    if threading is None:
-        return {}
+    within PROBE_WAIT seconds, and how long they were waited for.
+
+    The probe is the release of a plain lock this thread holds: a real lock
+    also where gevent patched `_thread` (a greenlet lock waited on from this
+    OS thread would never be woken by the loop's thread)."""
+    monkey = sys.modules.get("gevent.monkey")
+    allocate = monkey.get_original("_thread", "allocate_lock") if monkey else _thread.allocate_lock
     sent = []
     started = time.monotonic()
     for loop in loops:
         if loop.is_running():
-            ran = threading.Event()
+            ran = allocate()
+            ran.acquire()
             try:
-                loop.call_soon_threadsafe(ran.set)
+                loop.call_soon_threadsafe(ran.release)
             except RuntimeError:  # closed meanwhile
                 continue
             sent.append((loop, ran))
     stalled = {}
     for loop, ran in sent:
-        if not ran.wait(max(0.0, started + PROBE_WAIT - time.monotonic())):
+        if not ran.acquire(timeout=max(0.0, started + PROBE_WAIT - time.monotonic())):
             stalled[id(loop)] = time.monotonic() - started
     return stalled
 
