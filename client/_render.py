@@ -174,7 +174,7 @@ def tasks_text(listing: TaskList, with_stacks: bool) -> str:
     return "\n".join(out)
 
 
-def _loop_line(loop: LoopInfo, names: dict[int, str], one_shot: bool) -> str:
+def _loop_line(loop: LoopInfo, names: dict[int, str], ids_are_addresses: bool) -> str:
     where = f"thread {loop.thread_native_id} ({_clip(loop.thread_name, 32)})"
     if not loop.thread_native_id:  # uvloop records none, and a one-shot cannot probe for it
         where = "an unknown thread"
@@ -187,7 +187,7 @@ def _loop_line(loop: LoopInfo, names: dict[int, str], one_shot: bool) -> str:
     if not loop.current_task_id:
         return f"{blocked} a callback"
     name = names.get(loop.current_task_id, "?")
-    if one_shot:  # no server knows these ids
+    if ids_are_addresses:  # a one-shot's: no server knows them
         return f"{blocked} task {loop.current_task_id} ({name}) (`threadctl attach` to end it)"
     return (
         f"{blocked} task {loop.current_task_id} ({name})"

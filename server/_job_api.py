@@ -19,6 +19,7 @@ from threadctl import _control, _fields
 from threadctl._selector import Selector
 from threadctl._snapshot import snapshot_all
 from threadctl._stop_all import stop_all
+from threadctl._tasks.listing import list_tasks
 from threadctl.errors import ThreadctlError, status_of
 
 VERSION = 2
@@ -89,8 +90,6 @@ def _detach(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tasks(params: dict[str, Any]) -> dict[str, Any]:
-    from threadctl._tasks.listing import list_tasks
-
     listing = list_tasks(params["stacks"], params["loop_thread"])
     return {"process": _fields.process_fields(), **_fields.tasks_fields(listing)}
 
