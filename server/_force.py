@@ -144,15 +144,15 @@ def force(
             else:
                 episode.waits_in = _waits_text(episode.landing)
         # Recorded before sending: the target may raise the exception (and
-        # mark it delivered) as soon as this thread lets go of the GIL.
+        # mark it delivered) as soon as this thread lets go of the GIL, which
+        # may be at any bytecode after the send (see _send).
         state.forced = episode
         if episode.landing is not None:
-            landed = send(thread, episode.landing, ForcedStop)
+            landed = _send(thread, episode, episode.landing)
             if landed == GONE:
                 state.forced = None
                 raise ThreadNotFound(f"thread {thread.ident} exited before the stop could be sent")
             if landed == SENT:
-                episode.state = ForceState.PENDING
                 episode.landing, episode.waits_in = None, ""
         if current is not None and episode.state is ForceState.DEFERRED:
             return None  # looked again, still deferred: the earlier request stands
@@ -166,6 +166,22 @@ def force(
         _set_trap(thread, state, episode)  # before the lander can end the stop
         _lander.add(thread, state, episode)
     return episode
+
+
+def _send(thread: threading.Thread, episode: ForceEpisode, landing: Landing) -> str:
+    """send() ForcedStop to `thread` for `episode` (holding the state's lock).
+
+    The episode is PENDING *before* the exception is queued: the thread may
+    raise it, and ForcedStop() mark it DELIVERED, at any bytecode after the
+    send, before this thread runs its next line (with a short switch
+    interval, often). Setting PENDING after the send overwrote that
+    DELIVERED: the stop of a pool worker that caught it was then never seen
+    to be over (force_pending for good)."""
+    episode.state = ForceState.PENDING
+    landed = send(thread, landing, ForcedStop)
+    if landed != SENT:
+        episode.state = ForceState.DEFERRED  # nothing was queued
+    return landed
 
 
 def _set_trap(thread: threading.Thread, state: ThreadState, episode: ForceEpisode) -> None:
@@ -395,7 +411,7 @@ class _Lander:
             if now is None:
                 _end_locked(state, episode, "moved_on")
                 return None
-            landed = send(thread, landing, ForcedStop)
+            landed = _send(thread, episode, landing)
             if landed == CALLED_ON:
                 episode.waits_in = (
                     f"it is back in {landing.anchor_name}, where it waited when the stop was"
@@ -405,7 +421,7 @@ class _Lander:
             elif landed != NOT_NOW:
                 episode.landing = None
                 if landed == SENT:
-                    episode.state, episode.waits_in = ForceState.PENDING, ""
+                    episode.waits_in = ""
                 return None
         before, unchanged = self._position.get(state, (now, 0))
         unchanged = unchanged + 1 if now == before else 0
