@@ -178,9 +178,12 @@ def _send(thread: threading.Thread, episode: ForceEpisode, landing: Landing) -> 
     DELIVERED: the stop of a pool worker that caught it was then never seen
     to be over (force_pending for good)."""
     episode.state = ForceState.PENDING
-    landed = send(thread, landing, ForcedStop)
-    if landed != SENT:
-        episode.state = ForceState.DEFERRED  # nothing was queued
+    landed = GONE
+    try:
+        landed = send(thread, landing, ForcedStop)
+    finally:
+        if landed != SENT:
+            episode.state = ForceState.DEFERRED  # nothing was queued (also if send raised)
     return landed
 
 
