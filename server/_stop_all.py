@@ -21,6 +21,7 @@ from threadctl._outcome import StopOutcome
 from threadctl._registry import ForceEpisode, ThreadState, registry
 from threadctl._snapshot import NO_FRAMES, ThreadSnapshot, describe, live_threads
 from threadctl._stacks import judge_threads
+from threadctl.errors import ProtectedThread
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,12 @@ def stop_all(
                 and is_alive(thread)
                 and not isinstance(thread, threading._DummyThread)
             ):
-                episode, _gone = _control.force_now(thread, states[thread], reason)
+                try:
+                    episode, _gone = _control.force_now(thread, states[thread], reason)
+                except ProtectedThread:
+                    # Only protected code runs in it at this instant (threading's
+                    # own exit path, say): reported as it is, never a failed call.
+                    continue
                 if episode is not None:
                     forced[thread] = episode
         deadline = time.monotonic() + wait
