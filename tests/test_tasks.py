@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from support import DEADLINE, Host, cli_json, readme_blocks, run_cli, shape, wait_until
+from support import DEADLINE, THREADCTL, Host, cli_json, readme_blocks, run_cli, shape, wait_until
 
 StartHost = Callable[..., Host]
 TASK_GROUPS = sys.version_info >= (3, 11)
@@ -320,3 +321,45 @@ def test_a_blocked_loop_names_its_task_and_a_forced_cancel_ends_only_that_task(
         "force_ended",
     )
     assert (entry["how"], entry["reason"]) == ("raised ForcedStop: forced stop", "hogs the loop")
+
+
+def test_a_forced_cancel_of_a_task_that_awaits_before_it_can_land_raises_nothing(
+    app: Host, env: dict[str, str], client_of: Callable[[], socket.socket]
+) -> None:
+    # The finalizer's step blocks the loop in a __del__ (no forced stop lands
+    # there) and, once it returns, awaits on the same line: the stop never
+    # finds the task's own code running, so it is over with nothing raised.
+    connection = client_of()
+    app.send("finalize")
+    app.expect("FINALIZING")
+    finalizer = _by_name(_tasks(app, env))["finalizer"]
+    assert finalizer["state"] == "running"
+    forcing = subprocess.Popen(
+        [THREADCTL, "cancel", str(finalizer["task_id"]), "--force", "--wait", "30", "--json",
+         "--pid", str(app.pid)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+
+        def deferred() -> bool:
+            listing = cli_json("list", "--pid", str(app.pid), env=env)
+            main = next(t for t in listing["threads"] if t["main"])
+            return bool(main["stop_state"] == "force_deferred")
+
+        wait_until(deferred, what="the forced stop to wait for the __del__ to return")
+        app.send("release")
+        out, err = forcing.communicate(timeout=DEADLINE)
+    finally:
+        forcing.kill()
+    assert forcing.returncode == 9, err
+    assert json.loads(out)["outcome"] == "moved_on"
+    assert _echo(connection, b"after\n") == b"after\n"  # the loop serves again
+    main = next(t for t in cli_json("list", "--pid", str(app.pid), env=env)["threads"] if t["main"])
+    assert main["stop_state"] == "none"
+    assert _by_name(_tasks(app, env))["finalizer"]["awaiting"] == "asyncio.sleep"
+
+    cancelled = cli_json(
+        "cancel", str(finalizer["task_id"]), "--wait", "10", "--pid", str(app.pid), env=env
+    )  # a plain cancel reaches it at its await
+    assert cancelled["outcome"] == "cancelled"
+    app.expect("FINALIZER CancelledError")

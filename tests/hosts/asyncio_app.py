@@ -10,10 +10,13 @@ second loop runs in the thread `side-loop` with the task `side-ticker`.
 
 Prints `READY {"port", "socket", "threads"}`, then `HANDLER closed` when a
 handler ends, `STUBBORN caught` per cancellation it swallows, `BLOCKING`
-and `BLOCKER ended <exception>` for the blocker, `AUDIT <json>` per audit
-record. Commands on stdin: `block`
-(starts the task `blocker` on the main loop: a coroutine that never awaits);
-EOF ends the program.
+and `BLOCKER ended <exception>` for the blocker, `FINALIZING` when the
+finalizer blocks and `FINALIZER <outcome>` when its task ends, `AUDIT
+<json>` per audit record. Commands on stdin: `block` (starts the task
+`blocker` on the main loop: a coroutine that never awaits); `finalize`
+(starts the task `finalizer`, whose step blocks the loop inside a `__del__`,
+where no forced stop may land, and then awaits an hour on the same line);
+`release` (lets that `__del__` return); EOF ends the program.
 """
 
 import asyncio
@@ -21,6 +24,8 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from _hostkit import say
 
@@ -87,6 +92,26 @@ async def blocker() -> None:
         raise
 
 
+released = threading.Event()  # the finalizer's __del__ returns
+
+
+class BlocksWhenFinalized:
+    def __del__(self) -> None:
+        say("FINALIZING")
+        released.wait()
+
+
+async def finalizer() -> None:
+    try:
+        # The object dies inside list.clear(): its __del__ blocks the loop,
+        # and when it returns the task awaits at once, on the same line (no
+        # line of the task's own code runs in between for a stop to land at).
+        await asyncio.sleep(3600, [BlocksWhenFinalized()].clear())
+    except BaseException as error:
+        say(f"FINALIZER {type(error).__name__}")
+        raise
+
+
 async def waits_for_event(event: asyncio.Event) -> None:
     await event.wait()
 
@@ -114,13 +139,19 @@ async def main() -> None:
     await loop.run_in_executor(None, side_ready.wait)
     ended = asyncio.Event()
 
-    def start_blocker() -> None:
-        kept.append(loop.create_task(blocker(), name="blocker"))
+    def start(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        kept.append(loop.create_task(coroutine(), name=coroutine.__name__))
 
     def commands() -> None:
         for line in sys.stdin:
-            if line.strip() == "block":
-                loop.call_soon_threadsafe(start_blocker)
+            command = line.strip()
+            if command == "block":
+                loop.call_soon_threadsafe(start, blocker)
+            elif command == "finalize":
+                loop.call_soon_threadsafe(start, finalizer)
+            elif command == "release":
+                released.set()
+        released.set()
         ending.set()
         loop.call_soon_threadsafe(ended.set)
 
