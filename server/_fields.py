@@ -10,7 +10,6 @@ client decodes with the same model code as a gRPC answer.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 from typing import Any
 
@@ -156,7 +155,7 @@ def process_fields(notes: tuple[str, ...] = ()) -> Fields:
     return {
         "pid": os.getpid(),
         "argv": [str(arg) for arg in sys.argv],
-        "python_version": platform.python_version(),
+        "python_version": sys.version.split()[0],  # as platform.python_version()
         "threadctl_version": __version__,
         "notes": list(notes),
     }

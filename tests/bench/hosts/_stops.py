@@ -7,7 +7,6 @@ each on the same kind of thread as threadctl's.
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 from collections.abc import Callable
@@ -92,6 +91,8 @@ def force_delivery(send: Callable[[threading.Thread], object], catch: type[BaseE
 
 
 def bare_send(thread: threading.Thread) -> None:
+    import ctypes  # not before: the RSS row counts what install() loads
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread.ident or 0), ctypes.py_object(BareStop)
     )

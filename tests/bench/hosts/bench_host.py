@@ -51,7 +51,6 @@ import _stops
 import grpc
 
 import threadctl
-from threadctl import _snapshot
 
 ECHO_METHOD = "/bench.Echo/Echo"
 _say_lock = threading.Lock()
@@ -142,6 +141,8 @@ def parked_ident() -> int:
 def list_times(count: int, stacks: bool) -> dict[str, list[float]]:
     """Server-side listing cost: the registry's listing (_snapshot.snapshot_all,
     what ListThreads serves before building protobuf records)."""
+    from threadctl import _snapshot  # not before: the RSS row counts what install() loads
+
     snapshot = []
     for _ in range(count):
         t0 = time.perf_counter()
