@@ -201,14 +201,18 @@ def test_one_shot_list_and_forced_stop_on_another_cpython(
     assert host.proc.poll() is None
 
 
-def test_one_shot_commands_never_load_grpc(start_plain: StartPlain, env: dict[str, str]) -> None:
-    # grpc is about 45 ms of a command's start-up, and a one-shot talks to no
-    # server: the client package loads it only for the names that need it.
+def test_one_shot_attach_and_detach_never_load_grpc(
+    start_plain: StartPlain, env: dict[str, str]
+) -> None:
+    # grpc is 45 to 80 ms of a command's start-up, and these commands talk to
+    # no server: the client package loads it only for the names that need it,
+    # and attach finds grpc's files for the target without importing it.
     host = start_plain(same_python_without_threadctl())
     script = (
         "import sys\n"
         "from threadctl.client import cli\n"
         f"code = cli.main(['list', '--pid', '{host.pid}', '--attach', '--json'])\n"
+        f"code |= cli.main(['attach', '{host.pid}']) | cli.main(['detach', '{host.pid}'])\n"
         "print('GRPC', sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))\n"
         "sys.exit(code)\n"
     )
@@ -218,9 +222,11 @@ def test_one_shot_commands_never_load_grpc(start_plain: StartPlain, env: dict[st
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    listing, loaded = done.stdout.rsplit("GRPC ", 1)
+    output, loaded = done.stdout.rsplit("GRPC ", 1)
     assert loaded.strip() == "[]"
-    assert {t["name"] for t in json.loads(listing)["threads"]} >= {"MainThread", "spinner"}
+    listing, attached = output.split("\n}\n", 1)
+    assert {t["name"] for t in json.loads(listing + "}")["threads"]} >= {"MainThread", "spinner"}
+    assert f"attached to process {host.pid}" in attached
 
 
 def test_one_shot_uses_the_threadctl_a_process_already_has(
