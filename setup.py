@@ -13,8 +13,11 @@ builds it in place for editable installs) but never imported: it links no
 Python symbol and looks them up at run time in the interpreter it is loaded
 into. It holds the landing check (server/_core/native/landing.c), which lets
 a forced stop decide where it lands and inject in one step (see
-server/_core/landing.py), and the attach agent (client/attach/_agent/agent.c),
-which `threadctl attach` loads into a running process.
+server/_core/landing.py), the one-thread frame lookup
+(server/_core/native/thread_frame.c: one thread's frame without
+sys._current_frames() building every thread's), and the attach agent
+(client/attach/_agent/agent.c), which `threadctl attach` loads into a running
+process.
 
 Because the library holds no Python ABI, it is named `_nativelib.so` (no
 interpreter tag) and the wheel is tagged `py3-none-<platform>`: one wheel per
@@ -116,12 +119,17 @@ class PlatformWheel(bdist_wheel):
         return "py3", "none", platform
 
 
-# One native library, never imported: the landing check forced stops use in
-# this process (server/_native.py loads it with ctypes), and the attach agent
-# (a copy of the same file is what `threadctl attach` loads into a target).
+# One native library, never imported: the landing check forced stops use and
+# the one-thread frame lookup, in this process (server/_native.py loads it
+# with ctypes), and the attach agent (a copy of the same file is what
+# `threadctl attach` loads into a target).
 NATIVE = Extension(
     "threadctl._nativelib",
-    sources=["server/_core/native/landing.c", "client/attach/_agent/agent.c"],
+    sources=[
+        "server/_core/native/landing.c",
+        "server/_core/native/thread_frame.c",
+        "client/attach/_agent/agent.c",
+    ],
     extra_compile_args=["-fvisibility=hidden", "-Wall"],
     extra_link_args=["-pthread"],
 )

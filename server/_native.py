@@ -1,4 +1,6 @@
-"""The native landing helper (_core/native/landing.c), loaded into this process.
+"""The native library's helpers, loaded into this process: the landing check
+(_core/native/landing.c) and the one-thread frame lookup
+(_core/native/thread_frame.c).
 
 Forced stops need a check-and-inject step that no other thread can
 interleave with (see _core.landing). The helper does it in C; built like an
@@ -6,12 +8,16 @@ extension but never imported, it is loaded with ctypes.PyDLL (the GIL stays
 held during the call). Without it (threadctl built with
 THREADCTL_WITHOUT_NATIVE=1, see setup.py) the same check runs in Python,
 with a small race under heavy load, and the first forced stop logs that once.
+Without the frame lookup, one thread's frame comes from
+sys._current_frames(), which builds every thread's.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
+from collections.abc import Callable
 from types import CodeType, FrameType
 
 from threadctl import _native_library
@@ -23,6 +29,10 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
     ("PyThreadState_SetAsyncExc", ctypes.pythonapi)
 )
 _installed = False
+
+FrameFinder = Callable[[int], "FrameType | None"]
+_finder: FrameFinder | None = None
+_finder_state = "unknown"  # "unknown" (not tried yet), "ready", "unavailable"
 
 
 def install_injector() -> None:
@@ -77,3 +87,49 @@ def _load() -> landing.Injector | None:
     land.restype = ctypes.c_int
     injector: landing.Injector = land  # a ctypes function with those argument types
     return injector
+
+
+def thread_frame_finder() -> FrameFinder | None:
+    """The native lookup of one thread's innermost frame by ident (None if
+    that thread runs no Python code, or was not found), or None where it
+    cannot be had: not built, or its ident offset did not check out against
+    sys._current_frames() (see thread_frame.c). Callers that get None from
+    it, or None for a thread, look with sys._current_frames(); which of the
+    two answers is never a question of correctness, only of cost.
+
+    Call inside frames_guarded(): the offset's check needs the GC paused,
+    and the guard's lock is what keeps two threads from loading at once (a
+    lock of this module's own could be inherited held by a forked child,
+    which the guard's is not). The check is made once, at the first call
+    that sees at least two threads running Python code (with only the
+    caller's own, too little would tell a wrong offset).
+    """
+    global _finder, _finder_state
+    if _finder_state == "unknown":
+        _finder, _finder_state = _load_finder()
+    return _finder
+
+
+def _load_finder() -> tuple[FrameFinder | None, str]:
+    """The finder and the state it leaves: "ready", "unavailable", or still
+    "unknown" (too few threads to check the offset yet)."""
+    try:
+        library = ctypes.PyDLL(str(_native_library.PATH))
+        offset_of_ident = library.threadctl_thread_ident_offset
+        offset_of_ident.argtypes = []
+        offset_of_ident.restype = ctypes.c_long
+        offset = offset_of_ident()  # raises what sys._current_frames() raised, if it did
+    except (OSError, AttributeError, MemoryError):
+        return None, "unavailable"
+    if offset == -2:
+        return None, "unknown"
+    if offset < 0:
+        logger.debug("threadctl: no thread ident offset checked out; using sys._current_frames()")
+        return None, "unavailable"
+    find = library.threadctl_thread_frame
+    find.argtypes = [ctypes.c_long, ctypes.c_ulong]
+    find.restype = ctypes.py_object  # a new reference: ctypes takes it over
+    # A partial, not a Python function: the calling thread's own innermost
+    # frame is then its caller's, as with sys._current_frames().
+    finder: FrameFinder = functools.partial(find, offset)
+    return finder, "ready"

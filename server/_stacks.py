@@ -7,11 +7,13 @@ calling now (_bytecode), which needs `dis`.
 
 from __future__ import annotations
 
+import _thread
 import os
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, TypeVar
 
+from threadctl import _native
 from threadctl._activity import WAIT_FRAMES, Judged, judge
 from threadctl._bytecode import current_call
 from threadctl._core.frames import MAX_DEPTH, Stack, frames_guarded, reset_after_fork, walk
@@ -85,15 +87,52 @@ def judge_threads(idents: Iterable[int] | None = None) -> dict[int, Judged]:
 def _over_frames(idents: Iterable[int] | None, describe: Callable[[FrameType], T]) -> dict[int, T]:
     """describe(frame) of the current frame of each thread in `idents` (all
     if None) that runs Python code, by ident, inside frames_guarded(); no
-    frame reference outlives the guard."""
+    frame reference outlives the guard.
+
+    Hazard: sys._current_frames() is called here, not in a helper, and
+    `frames` is dropped before returning. The frame it holds for this thread
+    is that of the function calling it: were the dict still among that
+    function's locals when it returns, it would make a reference cycle
+    (frame -> locals -> dict -> frame) that only the GC frees, and the GC
+    stays paused for as long as listings overlap (four threads listing in a
+    loop grew a host by 50 MB a second; tests/hosts/frame_cycles.py).
+    """
+    wanted = None if idents is None else set(idents)
     with frames_guarded():
-        frames = sys._current_frames()
+        frames = _others_frames(wanted)
+        if frames is None:
+            frames = sys._current_frames()
+            if wanted is not None:
+                frames = {ident: frames[ident] for ident in wanted if ident in frames}
         try:
-            if idents is not None:
-                frames = {ident: frames[ident] for ident in set(idents) if ident in frames}
             return {ident: describe(frame) for ident, frame in frames.items()}
         finally:
             del frames
+
+
+_FEW = 16  # threads to look up one by one rather than all at once
+
+
+def _others_frames(wanted: set[int] | None) -> dict[int, FrameType] | None:
+    """The current frames of a few other threads, `wanted`, from the native
+    lookup (_native), which costs one thread's frame where
+    sys._current_frames() builds every thread's; None where it cannot
+    answer for all of them: more than _FEW, no lookup, a thread not found,
+    or this thread among them (its frame would be this function's, whose
+    locals hold the answer: the cycle _over_frames explains). Call inside
+    frames_guarded()."""
+    if wanted is None or len(wanted) > _FEW or _thread.get_ident() in wanted:
+        return None
+    find = _native.thread_frame_finder()
+    if find is None:
+        return None
+    found = {}
+    for ident in wanted:
+        frame = find(ident)
+        if frame is None:
+            return None
+        found[ident] = frame
+    return found
 
 
 def _innermost_codes(frame: FrameType) -> list[CodeType]:

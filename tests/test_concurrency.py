@@ -10,7 +10,7 @@ from collections import Counter
 
 import grpc
 
-from support import Host, connect
+from support import Host, connect, run_host
 from threadctl.v1 import threadctl_pb2 as pb
 from threadctl.v1 import threadctl_pb2_grpc as pb_grpc
 
@@ -68,3 +68,30 @@ def test_concurrent_stack_listings_and_stops_during_churn(start_host) -> None:  
     names = {t.name for t in listing.threads}
     assert {"churner", "busy-0", "busy-1"} <= names
     assert host.stop() == 0
+
+
+def test_the_native_frame_lookup_agrees_with_current_frames_while_threads_come_and_go(
+    env: dict[str, str],
+) -> None:
+    # GetThread and StopThread find one thread's frame natively (_native and
+    # thread_frame.c), through a thread-state offset found at run time:
+    # it must give the very frame sys._current_frames() does, also while
+    # threading threads and C threads entering Python through ctypes (thread
+    # states added without the GIL) come and go (frame_lookup.py). A miss
+    # (None, while a C thread links its state) sends the server to
+    # sys._current_frames(): allowed, but it must stay rare.
+    result, _ = run_host("frame_lookup.py", "20000", env=env, timeout=300)
+    assert result["state"] == "ready"
+    assert result["failures"] == []
+    assert result["misses"] <= result["lookups"] // 100
+    assert min(result["churned"].values()) >= 20000
+    assert result["lookups"] > 0
+
+
+def test_listings_and_lookups_leave_no_frame_in_a_reference_cycle(env: dict[str, str]) -> None:
+    # Overlapping listings keep the GC paused, so a frame caught in a cycle
+    # (a lookup's own frame holding the dict of frames it returned) would
+    # never be freed: a host listed by four clients in a loop grew by 50 MB
+    # a second. With the GC off, no frame may accumulate (frame_cycles.py).
+    result, _ = run_host("frame_cycles.py", "50", env=env, timeout=120)
+    assert result["after"] == result["before"]

@@ -53,6 +53,7 @@ def test_the_sdist_ships_stubs_and_builds_without_the_generator(tmp_path: Path) 
         "proto/threadctl/v1/threadctl_pb2.py",
         "proto/threadctl/v1/threadctl_pb2_grpc.py",
         "server/_core/native/landing.c",
+        "server/_core/native/thread_frame.c",
         "client/attach/_agent/agent.c",
     } <= names
     assert "grpcio-tools" not in _build_requires(source)

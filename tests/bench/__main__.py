@@ -169,7 +169,7 @@ def latency(env: dict[str, str], sizes: Sizes) -> Sections:
                         timing("echo", "bare echo RPC (transport floor)", echo["echo"])
                     )
                     small = _latency.one_thread_calls(host, conn, ident, sizes.stops)
-                    found["stops"] += _latency.cooperative_stop(host, small, sizes.stops)
+                    found["stops"] += _latency.cooperative_stop(small)
                     found["stops"] += _latency.forced_stop(
                         host, conn, sizes.stops, max(sizes.stops // 2, 3)
                     )

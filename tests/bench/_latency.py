@@ -114,16 +114,20 @@ def watch(conn: Connection, nominal: int, threads: int, count: int) -> Figure:
 
 
 def one_thread_calls(host: BenchHost, conn: Connection, ident: int, count: int) -> Samples:
-    """GetThread of the parked thread `ident` and cooperative stops with wait
-    (with an echo after each), `count` of each after a warm-up."""
+    """GetThread of the parked thread `ident`, cooperative stops with wait
+    (with an echo after each), `count` of each after a warm-up, and as many
+    bare Event wakes in the host."""
     gets = round_robin({"get": lambda: conn.get_thread(ident)}, count)["get"]
-    return {"get": gets, **_cooperative_stops(host, conn, count)}
+    wakes = host.ask(f"wake {count}", "WAKE")["samples"]
+    return {"get": gets, "wake": wakes, **_cooperative_stops(host, conn, count)}
 
 
 def at_scale(
     small: Samples, large: Samples, threads: tuple[int, int], nominal: int
 ) -> list[Figure]:
-    """GetThread and StopThread with ~10,000 threads, each against itself with ~10."""
+    """GetThread and StopThread with ~10,000 threads, each against itself
+    with ~10; and the bare Event wake likewise, which tells how much of a
+    stop's growth the host pays without threadctl."""
     few, many = threads
     return [
         timing(
@@ -132,11 +136,12 @@ def at_scale(
             large[name],
             baseline=median(small[name]),
             baseline_label=f"same at {few} threads",
-            target_ratio=1.2,
+            target_ratio=target,
         )
-        for name, label in (
-            ("get", "GetThread by ident"),
-            ("stop", "cooperative StopThread --wait"),
+        for name, label, target in (
+            ("get", "GetThread by ident", 1.2),
+            ("stop", "cooperative StopThread --wait", 1.2),
+            ("wake", "  bare Event wake (in host)", None),
         )
     ]
 
@@ -209,14 +214,13 @@ def _cooperative_stops(host: BenchHost, conn: Connection, count: int) -> Samples
     return {"stop": stops, "echo": echoes}
 
 
-def cooperative_stop(host: BenchHost, calls: Samples, count: int) -> list[Figure]:
+def cooperative_stop(calls: Samples) -> list[Figure]:
     """Stop with wait of a thread blocked in threadctl.sleep(), until it has exited
     (`calls` from one_thread_calls).
 
     Baseline: an echo round trip plus a bare Event wake measured in the host.
     """
-    wakes = host.ask(f"wake {count}", "WAKE")["samples"]
-    stops, echoes = calls["stop"], calls["echo"]
+    stops, echoes, wakes = calls["stop"], calls["echo"], calls["wake"]
     return [
         timing(
             "coop_stop",

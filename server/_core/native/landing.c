@@ -22,13 +22,18 @@
  * interpreter, so one build serves every CPython version (as the attach
  * agent does). Everything used is public C API since 3.9/3.10 except
  * _PyThread_CurrentFrames, which sys._current_frames() is built on (3.10 to
- * 3.13 export it).
+ * 3.13 export it). The target's frame comes from thread_frame.c's lookup
+ * once the host has found its offset (one thread's frame instead of every
+ * thread's: a lander trying every 0.5 ms beside 10,000 threads would
+ * otherwise hold the GIL most of the time), else from that function.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stddef.h>
 
 typedef struct _object PyObject;
+
+PyObject *threadctl_thread_frame_if_known(unsigned long ident); /* thread_frame.c */
 
 static PyObject *(*current_frames)(void);
 static PyObject *(*long_from_unsigned_long)(unsigned long);
@@ -169,14 +174,16 @@ __attribute__((visibility("default"))) int threadctl_land(unsigned long ident, P
 {
     int gc_was_enabled = gc_disable();
     int result = -2, landed;
-    PyObject *frames = current_frames();
-    PyObject *key = frames == NULL ? NULL : long_from_unsigned_long(ident);
-    PyObject *top;
+    /* One thread's frame where thread_frame.c knows how (a new reference);
+     * else, or if it misses the thread, from every thread's (borrowed). */
+    PyObject *found = threadctl_thread_frame_if_known(ident);
+    PyObject *frames = found != NULL ? NULL : current_frames();
+    PyObject *key = found != NULL || frames == NULL ? NULL : long_from_unsigned_long(ident);
+    PyObject *top = found != NULL ? found : key != NULL ? dict_get_item(frames, key) : NULL;
 
-    if (key == NULL) {
+    if (found == NULL && key == NULL) {
         goto done;
     }
-    top = dict_get_item(frames, key); /* borrowed */
     if (top == NULL) {
         result = -1;
         goto done;
@@ -188,6 +195,9 @@ __attribute__((visibility("default"))) int threadctl_land(unsigned long ident, P
         result = landed < 0 ? -2 : landed;
     }
 done:
+    if (found != NULL) {
+        dec_ref(found);
+    }
     if (key != NULL) {
         dec_ref(key);
     }
