@@ -93,9 +93,9 @@ def thread_frame_finder() -> FrameFinder | None:
     """The native lookup of one thread's innermost frame by ident (None if
     that thread runs no Python code, or was not found), or None where it
     cannot be had: not built, or its ident offset did not check out against
-    sys._current_frames() (see thread_frame.c). Callers that get None from
-    it, or None for a thread, look with sys._current_frames(); which of the
-    two answers is never a question of correctness, only of cost.
+    sys._current_frames() (see thread_frame.c). _core.frames.frame_of()
+    uses it, and sys._current_frames() where it gives None: which of the two
+    answers is never a question of correctness, only of cost.
 
     Call inside frames_guarded(): the offset's check needs the GC paused,
     and the guard's lock is what keeps two threads from loading at once (a

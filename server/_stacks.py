@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, TypeVar
 from threadctl import _native
 from threadctl._activity import WAIT_FRAMES, Judged, judge
 from threadctl._bytecode import current_call
-from threadctl._core.frames import MAX_DEPTH, Stack, frames_guarded, reset_after_fork, walk
+from threadctl._core.frames import (
+    MAX_DEPTH,
+    Stack,
+    frame_of,
+    frames_guarded,
+    reset_after_fork,
+    use_frame_finder,
+    walk,
+)
 from threadctl._core.known_waits import tagger
 
 if TYPE_CHECKING:
@@ -114,24 +122,18 @@ _FEW = 16  # threads to look up one by one rather than all at once
 
 
 def _others_frames(wanted: set[int] | None) -> dict[int, FrameType] | None:
-    """The current frames of a few other threads, `wanted`, from the native
-    lookup (_native), which costs one thread's frame where
-    sys._current_frames() builds every thread's; None where it cannot
-    answer for all of them: more than _FEW, no lookup, a thread not found,
-    or this thread among them (its frame would be this function's, whose
-    locals hold the answer: the cycle _over_frames explains). Call inside
-    frames_guarded()."""
+    """The current frames of a few other threads, `wanted`, one by one
+    (frame_of: natively, one thread's frame where sys._current_frames()
+    builds every thread's); None for more than _FEW, or with this thread
+    among them (its frame would be this function's, whose locals hold the
+    answer: the cycle _over_frames explains). Call inside frames_guarded()."""
     if wanted is None or len(wanted) > _FEW or _thread.get_ident() in wanted:
-        return None
-    find = _native.thread_frame_finder()
-    if find is None:
         return None
     found = {}
     for ident in wanted:
-        frame = find(ident)
-        if frame is None:
-            return None
-        found[ident] = frame
+        frame = frame_of(ident)
+        if frame is not None:
+            found[ident] = frame
     return found
 
 
@@ -144,5 +146,6 @@ def _innermost_codes(frame: FrameType) -> list[CodeType]:
     return codes
 
 
+use_frame_finder(_native.thread_frame_finder)  # for landing's lookups too
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=reset_after_fork)

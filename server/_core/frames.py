@@ -168,6 +168,33 @@ def frames_guarded() -> _Guard:
     return _Guard()
 
 
+_finder_of: Callable[[], Callable[[int], FrameType | None] | None] | None = None
+
+
+def use_frame_finder(finder_of: Callable[[], Callable[[int], FrameType | None] | None]) -> None:
+    """Give frame_of() a lookup of one thread's frame that costs less than
+    every thread's: `finder_of()` returns it (ident -> that thread's
+    innermost frame, or None if not found), or None while it has none. The
+    host's is native (threadctl._native); without one (a one-shot job inside
+    a target), frame_of() uses sys._current_frames()."""
+    global _finder_of
+    _finder_of = finder_of
+
+
+def frame_of(ident: int) -> FrameType | None:
+    """The innermost frame of thread `ident`, None if it runs no Python code.
+    Call inside frames_guarded(), and drop the frame before leaving it.
+
+    Hazard: for the calling thread, that frame is this function's, whose
+    f_back is the caller's: a caller that keeps the frame in a local while
+    its own frame is reached (walking f_back) makes a reference cycle; drop
+    it explicitly (`del`) before returning, as for sys._current_frames().
+    """
+    find = _finder_of() if _finder_of is not None else None
+    frame = find(ident) if find is not None else None
+    return frame if frame is not None else sys._current_frames().get(ident)
+
+
 def reset_after_fork() -> None:
     """For the host's at-fork hook: a child forked while another thread was
     inside frames_guarded() or gc_paused() would inherit the locks held (by

@@ -54,7 +54,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .frames import frames_guarded, qualname
+from .frames import frame_of, frames_guarded, qualname
 from .source import block_lines
 
 TYPE_CHECKING = False
@@ -199,7 +199,7 @@ def observe(ident: int) -> Landing:
     """
     files = protected()
     with frames_guarded():
-        top: FrameType | None = sys._current_frames().get(ident)
+        top: FrameType | None = frame_of(ident)
         if top is None:
             raise LookupError(f"thread {ident} runs no Python code")
         stack = []  # outermost first
@@ -316,7 +316,7 @@ def python_injector(set_async_exc: Callable[[int, type[BaseException]], int]) ->
         files: set[str],
         safe: dict[CodeType, set[int]],
     ) -> int:
-        top = sys._current_frames().get(ident)
+        top = frame_of(ident)
         if top is None:
             return -1
         any_protected, all_safe = False, True
@@ -349,7 +349,7 @@ def position(landing: Landing) -> tuple[int, int] | None:
     thread that moves from one that is blocked), or None if it moved on: no
     frame of the task runs any more."""
     with frames_guarded():
-        top = sys._current_frames().get(landing.ident)
+        top = frame_of(landing.ident)
         frame = top
         while frame is not None and frame not in landing.task:
             frame = frame.f_back
@@ -386,7 +386,7 @@ def caught(ident: int, exception_types: tuple[type[BaseException], ...]) -> bool
         return False
     threading_file = sys.modules["threading"].__file__
     with frames_guarded():
-        frame = sys._current_frames().get(ident)
+        frame = frame_of(ident)
         while frame is not None and frame.f_code.co_filename == threading_file:
             frame = frame.f_back
         return frame is not None
