@@ -22,6 +22,7 @@ FIGURES = {
     *(f"{call}_busy_{n}" for call in ("echo", "list") for n in (1, 4)),
     "get_10000",
     "stop_10000",
+    "echo_10000",
     "wake_10000",
     "stop_all_ignoring_1000",
     "stop_all_ignoring_3000",

@@ -126,8 +126,9 @@ def at_scale(
     small: Samples, large: Samples, threads: tuple[int, int], nominal: int
 ) -> list[Figure]:
     """GetThread and StopThread with ~10,000 threads, each against itself
-    with ~10; and the bare Event wake likewise, which tells how much of a
-    stop's growth the host pays without threadctl."""
+    with ~10; and the bare echo and Event wake likewise, which tell how
+    much of that growth the process pays without threadctl (every hand-over
+    between threads costs more beside 10,000 of them)."""
     few, many = threads
     return [
         timing(
@@ -141,6 +142,7 @@ def at_scale(
         for name, label, target in (
             ("get", "GetThread by ident", 1.2),
             ("stop", "cooperative StopThread --wait", 1.2),
+            ("echo", "  bare echo RPC (after each stop)", None),
             ("wake", "  bare Event wake (in host)", None),
         )
     ]
