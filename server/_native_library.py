@@ -1,6 +1,7 @@
 """Where the native library is: beside this module, as `_nativelib.so`.
 
-setup.py builds it (the forced-stop landing check and the attach agent).
+setup.py builds it (the forced-stop landing check, the one-thread frame
+lookup and the attach agent).
 Its name carries no interpreter tag because it links no Python symbol (it
 looks them up in whichever interpreter loads it): one file serves every
 CPython, and the wheel is py3-none. A module of its own so that the attach
