@@ -126,7 +126,9 @@ def _others_frames(wanted: set[int] | None) -> dict[int, FrameType] | None:
     (frame_of: natively, one thread's frame where sys._current_frames()
     builds every thread's); None for more than _FEW, or with this thread
     among them (its frame would be this function's, whose locals hold the
-    answer: the cycle _over_frames explains). Call inside frames_guarded()."""
+    answer: the cycle _over_frames explains). Each thread the native lookup
+    does not find costs one sys._current_frames() (frame_of's fallback):
+    rare, and at most _FEW. Call inside frames_guarded()."""
     if wanted is None or len(wanted) > _FEW or _thread.get_ident() in wanted:
         return None
     found = {}
