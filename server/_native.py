@@ -15,13 +15,15 @@ sys._current_frames(), which builds every thread's.
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
-from collections.abc import Callable
 from types import CodeType, FrameType
+from typing import TYPE_CHECKING
 
 from threadctl import _native_library
 from threadctl._core import landing
+
+if TYPE_CHECKING:
+    from threadctl._core.frames import FrameFinder
 
 logger = logging.getLogger("threadctl")
 
@@ -30,7 +32,6 @@ _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_objec
 )
 _installed = False
 
-FrameFinder = Callable[[int], "FrameType | None"]
 _finder: FrameFinder | None = None
 _finder_state = "unknown"  # "unknown" (not tried yet), "ready", "unavailable"
 
@@ -126,10 +127,9 @@ def _load_finder() -> tuple[FrameFinder | None, str]:
     if offset < 0:
         logger.debug("threadctl: no thread ident offset checked out; using sys._current_frames()")
         return None, "unavailable"
-    find = library.threadctl_thread_frame
-    find.argtypes = [ctypes.c_long, ctypes.c_ulong]
+    find = library.threadctl_thread_frame  # uses the offset the library keeps
+    find.argtypes = [ctypes.c_ulong]
     find.restype = ctypes.py_object  # a new reference: ctypes takes it over
-    # A partial, not a Python function: the calling thread's own innermost
-    # frame is then its caller's, as with sys._current_frames().
-    finder: FrameFinder = functools.partial(find, offset)
+    finder: FrameFinder = find  # a ctypes function, not a Python one: the calling
+    # thread's own innermost frame is then its caller's, as with sys._current_frames()
     return finder, "ready"

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import CodeType, FrameType
 
+    FrameFinder = Callable[[int], FrameType | None]  # ident -> that thread's innermost frame
+
 MAX_DEPTH = 128
 
 
@@ -168,10 +170,10 @@ def frames_guarded() -> _Guard:
     return _Guard()
 
 
-_finder_of: Callable[[], Callable[[int], FrameType | None] | None] | None = None
+_finder_of: Callable[[], FrameFinder | None] | None = None
 
 
-def use_frame_finder(finder_of: Callable[[], Callable[[int], FrameType | None] | None]) -> None:
+def use_frame_finder(finder_of: Callable[[], FrameFinder | None]) -> None:
     """Give frame_of() a lookup of one thread's frame that costs less than
     every thread's: `finder_of()` returns it (ident -> that thread's
     innermost frame, or None if not found), or None while it has none. The

@@ -56,8 +56,8 @@ static long (*dict_size)(PyObject *);
 static void (*inc_ref)(PyObject *);
 static void (*dec_ref)(PyObject *);
 static PyObject *none;
-/* What threadctl_thread_ident_offset() found, for the landing check
- * (threadctl_thread_frame_if_known); -1 until then. */
+/* What threadctl_thread_ident_offset() found, for the lookups below; -1
+ * until then. */
 static long known_offset = -1;
 
 /* Where the search for the ident stops: it lies at 136 to 176 bytes on
@@ -148,41 +148,37 @@ __attribute__((visibility("default"))) long threadctl_thread_ident_offset(void)
 }
 
 /*
- * The innermost frame of thread `ident` (a new reference), or None if no
- * thread state of this interpreter has that ident and a frame. `offset` is
- * what threadctl_thread_ident_offset() returned (0 or more).
+ * The innermost frame of thread `ident` (a new reference), or NULL: no
+ * offset found yet in this process (threadctl_thread_ident_offset), or no
+ * thread state of this interpreter has that ident and a frame. For
+ * landing.c, in the same library; Python calls threadctl_thread_frame.
  */
-__attribute__((visibility("default"))) PyObject *threadctl_thread_frame(long offset,
-                                                                        unsigned long ident)
+PyObject *threadctl_thread_frame_if_known(unsigned long ident)
 {
     PyThreadState *state;
 
+    if (known_offset < 0) {
+        return NULL;
+    }
     for (state = thread_head(interpreter_get()); state != NULL; state = thread_next(state)) {
-        if (ident_at(state, offset) == ident) {
+        if (ident_at(state, known_offset) == ident) {
             PyObject *frame = thread_frame(state);
             if (frame != NULL) {
                 return frame;
             }
         }
     }
-    inc_ref(none);
-    return none;
+    return NULL;
 }
 
-/* The frame of thread `ident` as threadctl_thread_frame() finds it (a new
- * reference), or NULL: no offset known yet in this process, or not found.
- * For landing.c, in the same library. */
-PyObject *threadctl_thread_frame_if_known(unsigned long ident)
+/* The same, with None for NULL (for ctypes' py_object). */
+__attribute__((visibility("default"))) PyObject *threadctl_thread_frame(unsigned long ident)
 {
-    PyObject *frame;
+    PyObject *frame = threadctl_thread_frame_if_known(ident);
 
-    if (known_offset < 0) {
-        return NULL;
-    }
-    frame = threadctl_thread_frame(known_offset, ident);
-    if (frame == none) {
-        dec_ref(frame);
-        return NULL;
+    if (frame == NULL) {
+        inc_ref(none);
+        return none;
     }
     return frame;
 }
